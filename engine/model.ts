@@ -1,0 +1,95 @@
+/**
+ * The typed model of a loaded runbook: units parsed, defaults applied, expressions parsed.
+ *
+ * @module
+ */
+import type { Template } from "./expressions.ts";
+import type { Strategy } from "./schema.ts";
+
+export type { Strategy } from "./schema.ts";
+
+/** A loaded, valid runbook. Durations are seconds, sizes bytes, bandwidths bytes per second. */
+export interface Runbook {
+  /** The file as the user named it (for messages). */
+  readonly file: string;
+  /** Absolute directory of the file: commands run here, relative paths resolve here. */
+  readonly dir: string;
+  readonly name: string;
+  readonly description?: string;
+  readonly objectives: Objectives;
+  readonly strategy: Strategy;
+  /** Capacity of the shared link; `Infinity` when the runbook sets none. */
+  readonly bandwidth: number;
+  readonly parallelism: number;
+  /** Effective vars: the runbook's, then the drill's overrides (in drills), then `--var`. */
+  readonly vars: Readonly<Record<string, string>>;
+  readonly env: Readonly<Record<string, Template>>;
+  /** Whether the drill overrides are applied. */
+  readonly drill: boolean;
+  readonly steps: readonly Step[];
+  /** The text the runbook was loaded from, to point at problems found after loading. */
+  readonly text: string;
+}
+
+/** What the recovery must achieve, in seconds. */
+export interface Objectives {
+  readonly rto?: number;
+  readonly btn?: number;
+  readonly milestones: Readonly<Record<string, number>>;
+}
+
+/** What every step has. */
+export interface StepBase {
+  readonly id: string;
+  /** Position in `Runbook.steps`. */
+  readonly index: number;
+  readonly needs: readonly string[];
+  readonly timeout?: number;
+  readonly retries: number;
+  readonly env: Readonly<Record<string, Template>>;
+  readonly estimate?: number;
+  readonly milestone?: string;
+  readonly onFailure: "abort" | "isolate";
+  readonly approval?: Template;
+  /** Listed in `drill.skip` and this is a drill: simulated with its estimate, never run. */
+  readonly skip: boolean;
+}
+
+/** A step that runs a command. */
+export interface RunStep extends StepBase {
+  readonly kind: "run";
+  readonly run: Template;
+  readonly shell: string;
+  readonly background: boolean;
+  readonly ready?: Probe;
+}
+
+/** A step that brings a data set home. */
+export interface FetchStep extends StepBase {
+  readonly kind: "fetch";
+  /** Sources tried in order (backup tiers). */
+  readonly from: readonly Source[];
+  readonly to: Template;
+  readonly size?: number;
+  readonly rate?: number;
+  readonly sha256?: string;
+}
+
+/** Any step. */
+export type Step = RunStep | FetchStep;
+
+/**
+ * Where a fetch's data comes from: a location (`http(s)://`, `file://` or a path, told apart
+ * once its expressions are resolved) or a command that writes under `$THAW_TO`.
+ */
+export type Source =
+  | { readonly kind: "location"; readonly location: Template }
+  | { readonly kind: "run"; readonly command: Template };
+
+/** A readiness probe. */
+export interface Probe {
+  readonly kind: "http" | "tcp" | "run";
+  readonly target: Template;
+  readonly timeout: number;
+  readonly interval: number;
+}

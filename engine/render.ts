@@ -1,0 +1,172 @@
+/**
+ * Terminal output for people: the drill report and the plan. (`--json` prints the data instead.)
+ *
+ * @module
+ */
+import type { Plan } from "./plan.ts";
+import type { Report, StepReport } from "./report.ts";
+import { STRATEGIES } from "./schema.ts";
+import { formatBytes, formatDuration } from "./units.ts";
+
+/** Most steps listed in a terminal report; `--json` has them all. */
+export const MAX_STEP_ROWS = 40;
+
+const t = (
+  s: number | null | undefined,
+) => (s === null || s === undefined ? "-" : formatDuration(s));
+
+function table(rows: string[][], indent = "  "): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+  return rows.map((r) => indent + r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd())
+    .join("\n");
+}
+
+function verdict(value: number | null, limit: number | undefined): string {
+  if (limit === undefined) return "";
+  const ok = value !== null && value <= limit + 1e-9;
+  return `objective ${formatDuration(limit)}: ${ok ? "met" : "MISSED"}`;
+}
+
+/** Which steps a long report shows: milestone steps, frozen ones, then the earliest. */
+function pickSteps(report: Report, limit: number): StepReport[] {
+  if (report.steps.length <= limit) return report.steps;
+  const order = [...report.steps].sort((a, b) =>
+    (a.start_s ?? Infinity) - (b.start_s ?? Infinity) || (a.end_s ?? 0) - (b.end_s ?? 0)
+  );
+  return order.slice(0, limit);
+}
+
+/**
+ * The terminal report of a run.
+ *
+ * @example
+ * ```ts
+ * import { parseRunbook, simulate } from "../mod.ts";
+ * import { renderReport } from "./render.ts";
+ * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true', estimate: 2s}\n", "x.yaml");
+ * console.assert(renderReport(simulate(rb)).includes("BTN"));
+ * ```
+ */
+export function renderReport(report: Report): string {
+  const lines: string[] = [];
+  const mode = report.mode === "simulated" ? "simulated drill" : "live run";
+  lines.push(`${report.runbook}: ${mode}, strategy ${report.strategy}, run ${report.run}`);
+  const shown = pickSteps(report, MAX_STEP_ROWS);
+  const rows = [["STEP", "KIND", "STATE", "START", "END", "FROZEN", "BYTES"]];
+  for (const s of shown) {
+    const bytes = s.kind === "fetch"
+      ? `${formatBytes(s.bytes ?? 0)}${s.demanded ? " demanded" : " prefetched"}`
+      : "";
+    rows.push([
+      s.id,
+      s.kind,
+      s.state,
+      t(s.start_s),
+      t(s.end_s),
+      s.frozen_s > 0 ? formatDuration(s.frozen_s) : "-",
+      bytes,
+    ]);
+  }
+  lines.push(table(rows));
+  if (shown.length < report.steps.length) {
+    lines.push(`  ... ${report.steps.length - shown.length} more steps (--json lists them all)`);
+  }
+  const names = Object.keys(report.milestones);
+  if (names.length) {
+    lines.push("milestones");
+    lines.push(table(names.map((m) => [
+      m,
+      t(report.milestones[m]),
+      verdict(report.milestones[m] ?? null, report.objectives.milestones[m]),
+    ])));
+  }
+  lines.push(table([
+    [
+      "TTR",
+      t(report.ttr_s),
+      `lower bound ${t(report.lower_bound.ttr_s)}`,
+      verdict(report.ttr_s, report.objectives.rto_s),
+    ],
+    [
+      "BTN",
+      t(report.btn_s),
+      `lower bound ${t(report.lower_bound.btn_s)}`,
+      verdict(report.btn_s, report.objectives.btn_s),
+    ],
+  ], ""));
+  const b = report.bytes;
+  if (b.total > 0) {
+    lines.push(
+      `bytes ${formatBytes(b.total)}: ${formatBytes(b.on_demand)} on demand, ` +
+        `${formatBytes(b.prefetched)} prefetched`,
+    );
+  }
+  const missed = report.missed.length ? ` (missed: ${report.missed.join(", ")})` : "";
+  lines.push(`outcome: ${report.outcome}${missed}`);
+  return lines.join("\n");
+}
+
+/** Most ids listed per level, and levels listed, in a terminal plan. */
+const MAX_IDS = 12, MAX_LEVELS = 30;
+
+/**
+ * The terminal view of a plan.
+ *
+ * @example
+ * ```ts
+ * import { parseRunbook, plan } from "../mod.ts";
+ * import { renderPlan } from "./render.ts";
+ * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true', estimate: 2s}\n", "x.yaml");
+ * console.assert(renderPlan(plan(rb)).includes("critical path"));
+ * ```
+ */
+export function renderPlan(p: Plan): string {
+  const lines: string[] = [];
+  const steps = p.simulated.aggressive.steps;
+  const fetches = steps.filter((s) => s.kind === "fetch").length;
+  lines.push(
+    `${p.runbook}: ${steps.length} steps (${fetches} fetches, ${steps.length - fetches} run)`,
+  );
+  lines.push("graph by level (a level needs only earlier levels)");
+  const levels = p.levels.slice(0, MAX_LEVELS).map((ids, k) => {
+    const more = ids.length > MAX_IDS ? `, ... ${ids.length - MAX_IDS} more` : "";
+    return [String(k), ids.slice(0, MAX_IDS).join(", ") + more];
+  });
+  lines.push(table(levels));
+  if (p.levels.length > MAX_LEVELS) lines.push(`  ... ${p.levels.length - MAX_LEVELS} more levels`);
+  const path = (ids: string[]) =>
+    ids.length > 16 ? [...ids.slice(0, 8), `... ${ids.length - 14} more`, ...ids.slice(-6)] : ids;
+  lines.push(`critical path to TTR: ${path(p.critical_path.ttr).join(" -> ")}`);
+  lines.push(`critical path to BTN: ${path(p.critical_path.btn).join(" -> ")}`);
+  lines.push(
+    `lower bounds: TTR ${t(p.lower_bound.ttr_s)}, BTN ${t(p.lower_bound.btn_s)}`,
+  );
+  lines.push("simulated");
+  const rows = [["STRATEGY", "TTR", "BTN", "OUTCOME"]];
+  for (const s of STRATEGIES) {
+    const r = p.simulated[s];
+    const missed = r.missed.length ? ` (${r.missed.join(", ")})` : "";
+    rows.push([s + (s === p.strategy ? " *" : ""), t(r.ttr_s), t(r.btn_s), r.outcome + missed]);
+  }
+  lines.push(table(rows));
+  const serial = p.simulated.serial.ttr_s, best = p.simulated[p.strategy].ttr_s;
+  if (serial && best !== null && best > 0) {
+    lines.push(
+      `* the runbook's strategy: service back ${(serial / best).toFixed(1)}x sooner than serial`,
+    );
+  } else lines.push("* the runbook's strategy");
+  return lines.join("\n");
+}
+
+/** A summary table of several reports (a drill over a directory). */
+export function renderSummary(rows: { file: string; report?: Report; error?: string }[]): string {
+  const out = [["RUNBOOK", "TTR", "BTN", "OUTCOME"]];
+  for (const r of rows) {
+    out.push(
+      r.report
+        ? [r.file, t(r.report.ttr_s), t(r.report.btn_s), r.report.outcome]
+        : [r.file, "-", "-", r.error ?? "invalid"],
+    );
+  }
+  return "summary\n" + table(out);
+}

@@ -1,0 +1,177 @@
+/**
+ * The report of a run (the `--json` shape of the spec) and its measures: TTR, BTN, milestones,
+ * objectives met or missed.
+ *
+ * @module
+ */
+import { FETCH, type Graph } from "./graph.ts";
+import type { Runbook, Strategy } from "./model.ts";
+import type { Recorder } from "./recorder.ts";
+import type { StepState } from "./scheduler.ts";
+
+/** How a run ended. */
+export type Outcome = "met" | "missed" | "failed" | "cancelled";
+
+/** One step in a report. Times are seconds from the start of the run. */
+export interface StepReport {
+  id: string;
+  kind: "fetch" | "run";
+  state: StepState;
+  start_s: number | null;
+  end_s: number | null;
+  frozen_s: number;
+  /** Fetches: bytes brought home. */
+  bytes?: number;
+  /** Fetches: whether a frozen step demanded it. */
+  demanded?: boolean;
+  /** Fetches: bytes that arrived before it was demanded (all of them if never demanded). */
+  prefetched_bytes?: number;
+}
+
+/** The report of a run, live or simulated. */
+export interface Report {
+  runbook: string;
+  run: string;
+  mode: "live" | "simulated";
+  strategy: Strategy;
+  outcome: Outcome;
+  ttr_s: number | null;
+  btn_s: number | null;
+  milestones: Record<string, number | null>;
+  objectives: { rto_s?: number; btn_s?: number; milestones: Record<string, number> };
+  /** Which objectives were missed, for people and scripts ("rto", "btn", "milestone:NAME"). */
+  missed: string[];
+  lower_bound: { ttr_s: number; btn_s: number };
+  bytes: { total: number; on_demand: number; prefetched: number };
+  steps: StepReport[];
+}
+
+/** What {@link buildReport} needs. */
+export interface ReportInput {
+  readonly runbook: Runbook;
+  readonly graph: Graph;
+  readonly lowerBound: { readonly ttr: number; readonly btn: number };
+  readonly recorder: Recorder;
+  readonly state: (i: number) => StepState;
+  readonly mode: "live" | "simulated";
+  readonly strategy: Strategy;
+  readonly run?: string | undefined;
+}
+
+/** Rounds seconds to the millisecond for the report. */
+function sec(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** Builds the report of a run from what its recorder saw. */
+export function buildReport(input: ReportInput): Report {
+  const { runbook, graph, recorder, state } = input;
+  const n = graph.n;
+  const steps: StepReport[] = new Array(n);
+  let btn = 0, allDone = true, failed = false, cancelled = false;
+  let total = 0, onDemand = 0;
+  const milestoneEnd = new Map<string, number | null>();
+  for (let i = 0; i < n; i++) {
+    const step = runbook.steps[i]!;
+    let st = state(i);
+    if (st === "done" && graph.skipped[i]) st = "skipped";
+    const end = recorder.end[i]!, start = recorder.start[i]!;
+    const r: StepReport = {
+      id: step.id,
+      kind: step.kind,
+      state: st,
+      start_s: Number.isNaN(start) ? null : sec(start),
+      end_s: Number.isNaN(end) ? null : sec(end),
+      frozen_s: sec(recorder.frozen[i]!),
+    };
+    if (graph.kind[i] === FETCH) {
+      const bytes = recorder.bytes[i]!;
+      r.bytes = bytes;
+      r.demanded = recorder.demanded[i] === 1;
+      r.prefetched_bytes = Math.min(bytes, recorder.prefetched[i]!);
+      total += bytes;
+      onDemand += bytes - r.prefetched_bytes;
+    }
+    steps[i] = r;
+    const finished = state(i) === "done";
+    if (finished) btn = Math.max(btn, end);
+    else allDone = false;
+    if (state(i) === "failed") failed = true;
+    if (state(i) === "cancelled") cancelled = true;
+    if (step.milestone !== undefined) {
+      const prev = milestoneEnd.get(step.milestone);
+      milestoneEnd.set(
+        step.milestone,
+        !finished || prev === null ? null : Math.max(prev ?? 0, end),
+      );
+    }
+  }
+  const milestones: Record<string, number | null> = {};
+  let ttr: number | null = milestoneEnd.size ? 0 : null;
+  for (const [name, t] of milestoneEnd) {
+    milestones[name] = t === null ? null : sec(t);
+    ttr = t === null || ttr === null ? null : Math.max(ttr, t);
+  }
+  const btnS = allDone ? sec(btn) : null;
+  const ttrS = milestoneEnd.size ? (ttr === null ? null : sec(ttr)) : btnS;
+
+  const o = runbook.objectives;
+  const objectives: Report["objectives"] = { milestones: { ...o.milestones } };
+  if (o.rto !== undefined) objectives.rto_s = o.rto;
+  if (o.btn !== undefined) objectives.btn_s = o.btn;
+  const missed: string[] = [];
+  const late = (t: number | null, limit: number | undefined) =>
+    limit !== undefined && (t === null || t > limit + 1e-9);
+  if (late(ttrS, o.rto)) missed.push("rto");
+  if (late(btnS, o.btn)) missed.push("btn");
+  for (const [name, limit] of Object.entries(o.milestones)) {
+    if (late(milestones[name] ?? null, limit)) missed.push(`milestone:${name}`);
+  }
+  const outcome: Outcome = cancelled
+    ? "cancelled"
+    : failed
+    ? "failed"
+    : missed.length
+    ? "missed"
+    : "met";
+  return {
+    runbook: runbook.name,
+    run: input.run ?? newRunId(),
+    mode: input.mode,
+    strategy: input.strategy,
+    outcome,
+    ttr_s: ttrS,
+    btn_s: btnS,
+    milestones,
+    objectives,
+    missed,
+    lower_bound: { ttr_s: sec(input.lowerBound.ttr), btn_s: sec(input.lowerBound.btn) },
+    bytes: { total, on_demand: onDemand, prefetched: total - onDemand },
+    steps,
+  };
+}
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/**
+ * A new run id: a ULID (sortable by time, 26 characters).
+ *
+ * @example
+ * ```ts
+ * import { newRunId } from "./report.ts";
+ * console.assert(/^[0-9A-HJKMNP-TV-Z]{26}$/.test(newRunId()));
+ * ```
+ */
+export function newRunId(now = Date.now()): string {
+  let time = "";
+  for (let t = now, k = 0; k < 10; k++, t = Math.floor(t / 32)) time = CROCKFORD[t % 32] + time;
+  const random = crypto.getRandomValues(new Uint8Array(16));
+  let rand = "";
+  for (let k = 0; k < 16; k++) rand += CROCKFORD[random[k]! % 32];
+  return time + rand;
+}
+
+/** The exit code of `thaw` for a report: 0 met, 1 failed or cancelled, 3 missed. */
+export function exitCode(report: Report): number {
+  return report.outcome === "met" ? 0 : report.outcome === "missed" ? 3 : 1;
+}

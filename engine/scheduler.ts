@@ -1,0 +1,362 @@
+/**
+ * The frozen-step scheduler: a pure state machine, the same in simulation and in live runs.
+ *
+ * Events go in ({@link Scheduler.complete}, {@link Scheduler.fail}, {@link Scheduler.cancel},
+ * {@link Scheduler.setRate}); {@link Scheduler.decide} returns the decisions they lead to (start
+ * a step, freeze or thaw one, demand a fetch, give a fetch its share of the link). The scheduler
+ * holds no clock: its decisions depend only on the order of events, which is why a simulated
+ * drill decides exactly what the live engine will.
+ *
+ * @module
+ */
+import { FETCH, type Graph, RUN } from "./graph.ts";
+import { IndexedHeap } from "./heap.ts";
+import type { Strategy } from "./schema.ts";
+
+/** Step states, as the report names them. */
+export const STATES = [
+  "pending",
+  "frozen",
+  "running",
+  "done",
+  "failed",
+  "skipped",
+  "cancelled",
+] as const;
+/** A step's state. */
+export type StepState = typeof STATES[number];
+
+const PENDING = 0, FROZEN = 1, RUNNING = 2, DONE = 3, FAILED = 4, SKIPPED = 5, CANCELLED = 6;
+
+/** What the scheduler decided. `step` is an index into the graph. */
+export type Decision =
+  | { readonly type: "start"; readonly step: number }
+  | { readonly type: "freeze"; readonly step: number }
+  | { readonly type: "thaw"; readonly step: number }
+  | { readonly type: "demand"; readonly step: number }
+  /** The fetch may now use `rate` bytes per second of the link (0: pause it). */
+  | { readonly type: "share"; readonly step: number; readonly rate: number }
+  /** The step will not run: a step it needs failed (`isolate`), or the run was cancelled. */
+  | { readonly type: "skip"; readonly step: number }
+  | { readonly type: "cancel"; readonly step: number };
+
+/** How the scheduler runs a graph. */
+export interface SchedulerOptions {
+  readonly strategy: Strategy;
+  /** Most run steps at once. */
+  readonly parallelism: number;
+  /** Priority of each step (lower first), from the plan's analysis. */
+  readonly rank: Float64Array;
+}
+
+/**
+ * Schedules one run of a graph.
+ *
+ * @example
+ * ```ts
+ * import { parseRunbook, buildGraph, analyse, Scheduler } from "../mod.ts";
+ * const rb = parseRunbook(`runbook: 1
+ * name: x
+ * bandwidth: 100MB/s
+ * steps:
+ *   - { id: f, fetch: { from: /b/f, to: ./f, size: 100MB } }
+ *   - { id: s, needs: [f], run: "true", estimate: 1s }
+ * `, "x.yaml");
+ * const g = buildGraph(rb);
+ * const s = new Scheduler(g, { strategy: "aggressive", parallelism: 8, rank: analyse(g).rank });
+ * const first = s.decide().map((d) => d.type);
+ * console.assert(first.includes("freeze") && first.includes("demand") && first.includes("share"));
+ * ```
+ */
+export class Scheduler {
+  readonly graph: Graph;
+  readonly strategy: Strategy;
+  readonly #parallelism: number;
+  readonly #rank: Float64Array;
+  readonly #state: Uint8Array;
+  readonly #runNeedsLeft: Int32Array;
+  readonly #fetchNeedsLeft: Int32Array;
+  readonly #demanded: Uint8Array;
+  readonly #ready: Uint8Array;
+  readonly #rate: Float64Array;
+  readonly #share: Float64Array;
+  /** Run steps ready to start, by rank. */
+  readonly #runQueue: IndexedHeap;
+  /** Fetches allowed on the link, demanded ones first, then by rank. */
+  readonly #linkQueue: IndexedHeap;
+  #shared: number[] = [];
+  #running = 0;
+  #runLeft = 0;
+  #serialLeft = 0;
+  #serialGate: Uint8Array;
+  #unfinished: number;
+  #linkDirty = true;
+  #aborted = false;
+  #out: Decision[] = [];
+
+  /** A scheduler at the start of a run of `graph`. */
+  constructor(graph: Graph, options: SchedulerOptions) {
+    const n = graph.n;
+    this.graph = graph;
+    this.strategy = options.strategy;
+    this.#parallelism = options.parallelism;
+    this.#rank = options.rank;
+    this.#state = new Uint8Array(n);
+    this.#runNeedsLeft = new Int32Array(n);
+    this.#fetchNeedsLeft = new Int32Array(n);
+    this.#demanded = new Uint8Array(n);
+    this.#ready = new Uint8Array(n);
+    this.#rate = Float64Array.from(graph.rate);
+    this.#share = new Float64Array(n);
+    this.#runQueue = new IndexedHeap(n);
+    this.#linkQueue = new IndexedHeap(n);
+    this.#unfinished = n;
+    // Serial: run steps wait for every fetch that does not itself wait for a run step.
+    this.#serialGate = new Uint8Array(n);
+    for (const i of graph.order) {
+      let gated = graph.kind[i] === FETCH ? 1 : 0;
+      for (let k = graph.needStart[i]!; k < graph.needStart[i + 1]!; k++) {
+        const j = graph.needList[k]!;
+        if (graph.kind[j] === RUN || !this.#serialGate[j]) gated = 0;
+      }
+      this.#serialGate[i] = gated;
+      this.#serialLeft += gated;
+    }
+    for (let i = 0; i < n; i++) {
+      if (graph.kind[i] === RUN) this.#runLeft++;
+      for (let k = graph.needStart[i]!; k < graph.needStart[i + 1]!; k++) {
+        if (graph.kind[graph.needList[k]!] === RUN) this.#runNeedsLeft[i]!++;
+        else this.#fetchNeedsLeft[i]!++;
+      }
+    }
+    for (let i = 0; i < n; i++) this.#evaluate(i);
+  }
+
+  /** The state of step `i`. */
+  state(i: number): StepState {
+    return STATES[this.#state[i]!]!;
+  }
+
+  /** Whether fetch `i` has been demanded by a frozen step. */
+  demanded(i: number): boolean {
+    return this.#demanded[i] === 1;
+  }
+
+  /** The share of the link fetch `i` has now, bytes per second. */
+  share(i: number): number {
+    return this.#share[i]!;
+  }
+
+  /** True when no step can start or finish any more. */
+  get finished(): boolean {
+    return this.#unfinished === 0;
+  }
+
+  /** How many steps are not yet done, failed, skipped or cancelled. */
+  get unfinished(): number {
+    return this.#unfinished;
+  }
+
+  /** Step `i` is done (a run step exited 0 and passed `ready`; a fetch landed and checked). */
+  complete(i: number): void {
+    const s = this.#state[i]!;
+    if (s === DONE || s === FAILED || s === SKIPPED || s === CANCELLED) return;
+    this.#finish(i, DONE);
+    const g = this.graph;
+    if (this.#serialGate[i]) this.#serialLeft--;
+    for (let k = g.depStart[i]!; k < g.depStart[i + 1]!; k++) {
+      const d = g.depList[k]!;
+      if (g.kind[i] === RUN) this.#runNeedsLeft[d]!--;
+      else this.#fetchNeedsLeft[d]!--;
+      this.#evaluate(d);
+    }
+  }
+
+  /** Step `i` failed for good (after its retries). */
+  fail(i: number): void {
+    const s = this.#state[i]!;
+    if (s === DONE || s === FAILED || s === SKIPPED || s === CANCELLED) return;
+    this.#finish(i, FAILED);
+    if (!this.graph.isolate[i]) {
+      this.#aborted = true;
+    }
+    // Whatever needs it can never run, in either mode.
+    const g = this.graph;
+    const stack = [i];
+    while (stack.length) {
+      const j = stack.pop()!;
+      for (let k = g.depStart[j]!; k < g.depStart[j + 1]!; k++) {
+        const d = g.depList[k]!;
+        const ds = this.#state[d]!;
+        if (ds === PENDING || ds === FROZEN) {
+          this.#finish(d, SKIPPED);
+          this.#out.push({ type: "skip", step: d });
+          stack.push(d);
+        }
+      }
+    }
+    if (this.#aborted) this.#stopPending(SKIPPED);
+  }
+
+  /** Cancels the run: nothing more starts, running steps are to be stopped. */
+  cancel(): void {
+    this.#aborted = true;
+    for (let i = 0; i < this.graph.n; i++) {
+      if (this.#state[i] === RUNNING) {
+        this.#finish(i, CANCELLED);
+        this.#out.push({ type: "cancel", step: i });
+      }
+    }
+    this.#stopPending(CANCELLED);
+  }
+
+  /** The source of fetch `i` was measured to deliver `bytesPerSecond` on its own. */
+  setRate(i: number, bytesPerSecond: number): void {
+    if (this.#rate[i] === bytesPerSecond) return;
+    this.#rate[i] = bytesPerSecond;
+    if (this.graph.bandwidth === Infinity) {
+      if (this.#state[i] === RUNNING) this.#apply(i, bytesPerSecond);
+    } else if (this.#linkQueue.has(i)) this.#linkDirty = true;
+  }
+
+  /** The decisions the events so far lead to; call after each batch of events. */
+  decide(): Decision[] {
+    if (!this.#aborted) {
+      const gateOpen = this.strategy !== "serial" || this.#serialLeft === 0;
+      while (gateOpen && this.#running < this.#parallelism && this.#runQueue.size > 0) {
+        const i = this.#runQueue.pop();
+        this.#state[i] = RUNNING;
+        this.#running++;
+        this.#out.push({ type: "start", step: i });
+      }
+    }
+    if (this.#linkDirty) this.#shareLink();
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  #finish(i: number, to: number): void {
+    const from = this.#state[i]!;
+    this.#state[i] = to;
+    this.#unfinished--;
+    const g = this.graph;
+    if (g.kind[i] === RUN) {
+      this.#runLeft--;
+      if (from === RUNNING) this.#running--;
+      this.#runQueue.remove(i);
+      if (this.#runLeft === 0 && this.strategy === "lazy") this.#admitAllFetches();
+    } else if (this.#linkQueue.has(i) || this.#share[i]! > 0) {
+      this.#linkQueue.remove(i);
+      this.#linkDirty = true;
+    }
+  }
+
+  #stopPending(to: number): void {
+    for (let i = 0; i < this.graph.n; i++) {
+      const s = this.#state[i]!;
+      if (s === PENDING || s === FROZEN) {
+        this.#finish(i, to);
+        this.#out.push({ type: to === CANCELLED ? "cancel" : "skip", step: i });
+      }
+    }
+  }
+
+  /** Re-examines step `i` after one of its needs finished. */
+  #evaluate(i: number): void {
+    const s = this.#state[i]!;
+    if (s !== PENDING && s !== FROZEN) return;
+    const g = this.graph;
+    if (this.#runNeedsLeft[i] !== 0) return;
+    if (this.#fetchNeedsLeft[i] !== 0) {
+      if (g.kind[i] === RUN && s === PENDING) {
+        this.#state[i] = FROZEN;
+        this.#out.push({ type: "freeze", step: i });
+        this.#demandNeeds(i);
+      }
+      return;
+    }
+    if (s === FROZEN) {
+      this.#state[i] = PENDING;
+      this.#out.push({ type: "thaw", step: i });
+    }
+    this.#ready[i] = 1;
+    if (g.kind[i] === RUN) this.#runQueue.push(i, this.#rank[i]!);
+    else if (this.#eligible(i)) this.#admit(i);
+  }
+
+  /** Demands every unfinished fetch `i` waits on, and the fetches those wait on. */
+  #demandNeeds(i: number): void {
+    const g = this.graph;
+    const stack = [i];
+    while (stack.length) {
+      const j = stack.pop()!;
+      for (let k = g.needStart[j]!; k < g.needStart[j + 1]!; k++) {
+        const f = g.needList[k]!;
+        if (g.kind[f] !== FETCH || this.#demanded[f] || this.#state[f] === DONE) continue;
+        this.#demanded[f] = 1;
+        this.#out.push({ type: "demand", step: f });
+        if (this.#ready[f] && this.#eligible(f)) this.#admit(f);
+        stack.push(f);
+      }
+    }
+  }
+
+  #eligible(f: number): boolean {
+    if (this.#state[f] === DONE || this.#aborted && this.#state[f] !== RUNNING) return false;
+    return this.strategy !== "lazy" || this.#demanded[f] === 1 || this.#runLeft === 0;
+  }
+
+  #admit(f: number): void {
+    if (this.graph.bandwidth === Infinity) {
+      // An unlimited link: every admitted fetch goes as fast as its source.
+      this.#apply(f, this.#rate[f]!);
+      return;
+    }
+    const key = this.#demanded[f] ? this.#rank[f]! : this.#rank[f]! + this.graph.n;
+    this.#linkQueue.push(f, key);
+    this.#linkDirty = true;
+  }
+
+  #admitAllFetches(): void {
+    for (let f = 0; f < this.graph.n; f++) {
+      if (this.graph.kind[f] === FETCH && this.#ready[f] && this.#eligible(f)) this.#admit(f);
+    }
+  }
+
+  /**
+   * Shares the link: fetches in queue order each take what their source can deliver, until the
+   * link is full (work-conserving, demanded fetches first).
+   */
+  #shareLink(): void {
+    this.#linkDirty = false;
+    const q = this.#linkQueue;
+    const bandwidth = this.graph.bandwidth;
+    const next: number[] = [];
+    let left = bandwidth;
+    while (q.size > 0 && left > bandwidth * 1e-12) {
+      const f = q.pop();
+      next.push(f);
+      const r = Math.min(this.#rate[f]!, left);
+      left -= r;
+      this.#apply(f, r);
+    }
+    // Fetches that had a share and no longer do are paused.
+    for (const f of this.#shared) {
+      if (this.#state[f] !== RUNNING) this.#share[f] = 0;
+      else if (q.has(f)) this.#apply(f, 0);
+    }
+    for (const f of next) this.#admit(f);
+    this.#shared = next.filter((f) => this.#share[f]! > 0);
+  }
+
+  #apply(f: number, rate: number): void {
+    if (this.#share[f] === rate) return;
+    if (this.#state[f] === PENDING && rate > 0) {
+      this.#state[f] = RUNNING;
+      this.#out.push({ type: "start", step: f });
+    }
+    this.#share[f] = rate;
+    this.#out.push({ type: "share", step: f, rate });
+  }
+}

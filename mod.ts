@@ -1,0 +1,47 @@
+/**
+ * thaw: a runbook engine for disaster recovery that brings services back (TTR) long before all
+ * data is restored (BTN).
+ *
+ * Load a runbook, plan it, and rehearse it in virtual time:
+ *
+ * @example
+ * ```ts
+ * import { parseRunbook, simulate } from "./mod.ts";
+ * const rb = parseRunbook(`runbook: 1
+ * name: demo
+ * bandwidth: 100MB/s
+ * steps:
+ *   - { id: f1, fetch: { from: /backup/f1, to: ./f1, size: 200MB } }
+ *   - { id: s1, needs: [f1], run: ./restore.sh, estimate: 10s, milestone: service }
+ *   - { id: f2, fetch: { from: /backup/f2, to: ./f2, size: 600MB } }
+ *   - { id: s2, needs: [f2, s1], run: ./reindex.sh, estimate: 20s }
+ * `, "demo.yaml");
+ * const report = simulate(rb, { strategy: "aggressive" });
+ * console.assert(report.ttr_s === 12 && report.btn_s === 32);
+ * ```
+ *
+ * @module
+ */
+export { parseRunbook, readRunbook } from "./engine/load.ts";
+export type { LoadOptions } from "./engine/load.ts";
+export type * from "./engine/model.ts";
+export { RunbookError, RunbookErrors, SimulationError, UsageError } from "./engine/errors.ts";
+export { analyse, buildGraph, FETCH, RUN } from "./engine/graph.ts";
+export type { Analysis, Estimates, Graph } from "./engine/graph.ts";
+export { Scheduler, STATES } from "./engine/scheduler.ts";
+export type { Decision, SchedulerOptions, StepState } from "./engine/scheduler.ts";
+export { planGraph, simulate, simulateGraph } from "./engine/simulate.ts";
+export type { SimulateOptions, Simulation } from "./engine/simulate.ts";
+export { Recorder } from "./engine/recorder.ts";
+export { buildReport, exitCode, newRunId } from "./engine/report.ts";
+export type { Outcome, Report, StepReport } from "./engine/report.ts";
+export { plan } from "./engine/plan.ts";
+export type { Plan } from "./engine/plan.ts";
+export { jsonSchema, RunbookSchema, STRATEGIES } from "./engine/schema.ts";
+export {
+  formatBytes,
+  formatDuration,
+  parseBandwidth,
+  parseDuration,
+  parseSize,
+} from "./engine/units.ts";
