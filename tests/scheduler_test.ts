@@ -1,0 +1,206 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import { analyse, buildGraph, parseRunbook, plan, Scheduler, simulate } from "../mod.ts";
+import type { Decision, Strategy } from "../mod.ts";
+
+/** The issue's example: f1 (200MB) -> s1 (10s, milestone); f2 (600MB) + s1 -> s2 (20s). */
+const EXAMPLE = `runbook: 1
+name: example
+bandwidth: 100MB/s
+steps:
+  - { id: f1, fetch: { from: /b/f1, to: ./f1, size: 200MB } }
+  - { id: s1, needs: [f1], run: "true", estimate: 10s, milestone: service }
+  - { id: f2, fetch: { from: /b/f2, to: ./f2, size: 600MB } }
+  - { id: s2, needs: [f2, s1], run: "true", estimate: 20s }
+`;
+
+function measures(text: string, strategy: Strategy) {
+  const r = simulate(parseRunbook(text, "t.yaml"), { strategy });
+  const at = (id: string) => r.steps.find((s) => s.id === id)!;
+  return { r, ttr: r.ttr_s, btn: r.btn_s, lb: r.lower_bound, at };
+}
+
+Deno.test("simulate() gives the hand-computed TTR and BTN, when strategies differ", () => {
+  const want = { serial: [18, 38], lazy: [12, 38], aggressive: [12, 32] } as const;
+  for (const [strategy, [ttr, btn]] of Object.entries(want)) {
+    const m = measures(EXAMPLE, strategy as Strategy);
+    deepEqual([m.ttr, m.btn], [ttr, btn], strategy);
+    deepEqual(m.lb, { ttr_s: 12, btn_s: 32 }, `${strategy} lower bounds`);
+  }
+});
+
+Deno.test("simulate() records start, end and frozen time, when a step waits for its data", () => {
+  const lazy = measures(EXAMPLE, "lazy");
+  deepEqual([lazy.at("s1").start_s, lazy.at("s1").frozen_s], [2, 2]);
+  // s2 freezes when s1 is done (12s) and thaws when f2 lands (18s).
+  deepEqual([lazy.at("f2").start_s, lazy.at("s2").frozen_s, lazy.at("s2").start_s], [12, 6, 18]);
+  const aggressive = measures(EXAMPLE, "aggressive");
+  deepEqual([aggressive.at("f2").start_s, aggressive.at("f2").end_s], [2, 8]);
+  equal(aggressive.at("f2").demanded, false);
+  equal(aggressive.at("f1").demanded, true);
+  deepEqual(aggressive.r.bytes, { total: 800e6, on_demand: 200e6, prefetched: 600e6 });
+});
+
+Deno.test("simulate() shares the link by demand, when a source is slower than the link", () => {
+  // f1 (200MB at 50MB/s) feeds the milestone; f2 (300MB) takes what the link has left.
+  const text = `runbook: 1
+name: slow-source
+bandwidth: 100MB/s
+steps:
+  - { id: f1, fetch: { from: /b/1, to: ./1, size: 200MB, rate: 50MB/s } }
+  - { id: s1, needs: [f1], run: "true", estimate: 10s, milestone: up }
+  - { id: f2, fetch: { from: /b/2, to: ./2, size: 300MB } }
+  - { id: s2, needs: [f2], run: "true", estimate: 5s }
+`;
+  const a = measures(text, "aggressive");
+  // f1 done at 4s; f2 had 50MB/s for 4s, then the whole link for its last 100MB: done at 5s.
+  deepEqual([a.at("f1").end_s, a.at("f2").end_s, a.ttr, a.btn], [4, 5, 14, 14]);
+  deepEqual(a.lb, { ttr_s: 14, btn_s: 14 });
+  const s = measures(text, "serial");
+  deepEqual([s.at("s1").start_s, s.ttr, s.btn], [5, 15, 15]);
+});
+
+Deno.test("simulate() fetches what no step needs last, when the strategy is lazy", () => {
+  const text = `runbook: 1
+name: unneeded
+bandwidth: 100MB/s
+steps:
+  - { id: f1, fetch: { from: /b/1, to: ./1, size: 100MB } }
+  - { id: logs, fetch: { from: /b/logs, to: ./logs, size: 100MB } }
+  - { id: s1, needs: [f1], run: "true", estimate: 1s }
+`;
+  const lazy = measures(text, "lazy");
+  deepEqual([lazy.at("logs").start_s, lazy.btn], [2, 3]);
+  const aggressive = measures(text, "aggressive");
+  deepEqual([aggressive.at("logs").start_s, aggressive.at("logs").end_s, aggressive.btn], [1, 2, 2]);
+});
+
+Deno.test("simulate() runs milestone work first, when parallelism is 1", () => {
+  const text = `runbook: 1
+name: one-slot
+parallelism: 1
+steps:
+  - { id: a, run: "true", estimate: 3s }
+  - { id: b, run: "true", estimate: 2s }
+  - { id: c, run: "true", estimate: 1s, milestone: up }
+`;
+  const m = measures(text, "aggressive");
+  deepEqual([m.at("c").start_s, m.ttr, m.btn], [0, 1, 6]);
+  deepEqual(m.lb, { ttr_s: 1, btn_s: 3 });
+});
+
+Deno.test("simulate() reports objectives met and missed, when limits are tight", () => {
+  const withObjectives = (rto: string, btn: string, ms: string) =>
+    EXAMPLE.replace("bandwidth:", `objectives: { rto: ${rto}, btn: ${btn}, milestones: { service: ${ms} } }\nbandwidth:`);
+  const met = measures(withObjectives("12s", "32s", "12s"), "aggressive").r;
+  deepEqual([met.outcome, met.missed], ["met", []]);
+  const missed = measures(withObjectives("11s", "40s", "11500ms"), "aggressive").r;
+  deepEqual([missed.outcome, missed.missed], ["missed", ["rto", "milestone:service"]]);
+  const serial = measures(withObjectives("12s", "32s", "1m"), "serial").r;
+  deepEqual(serial.missed, ["rto", "btn"]);
+  deepEqual(serial.objectives, { rto_s: 12, btn_s: 32, milestones: { service: 60 } });
+});
+
+Deno.test("simulate() runs a drill-skipped step as its estimate, when the runbook is drilled", () => {
+  const text = EXAMPLE + `drill: { skip: [f2] }\n`;
+  const rb = parseRunbook(text.replace("{ id: f2, fetch:", "{ id: f2, estimate: 1s, fetch:"), "t.yaml", {
+    drill: true,
+  });
+  const r = simulate(rb, { strategy: "aggressive" });
+  const f2 = r.steps.find((s) => s.id === "f2")!;
+  deepEqual([f2.state, f2.start_s, f2.end_s, r.btn_s], ["skipped", 0, 1, 32]);
+});
+
+Deno.test("plan() gives levels, critical paths and all strategies, for the example", () => {
+  const p = plan(parseRunbook(EXAMPLE, "t.yaml"));
+  deepEqual(p.levels, [["f1", "f2"], ["s1"], ["s2"]]);
+  deepEqual(p.critical_path, { ttr: ["f1", "s1"], btn: ["f1", "s1", "s2"] });
+  deepEqual(p.lower_bound, { ttr_s: 12, btn_s: 32 });
+  deepEqual(Object.keys(p.simulated), ["serial", "lazy", "aggressive"]);
+});
+
+function scheduler(text: string, strategy: Strategy = "aggressive") {
+  const g = buildGraph(parseRunbook(text, "t.yaml"));
+  const s = new Scheduler(g, { strategy, parallelism: 8, rank: analyse(g).rank });
+  const id = (d: Decision) => `${d.type} ${g.ids[d.step]}${d.type === "share" ? " " + d.rate : ""}`;
+  const idx = (name: string) => g.ids.indexOf(name);
+  return { s, g, idx, decide: () => s.decide().map(id) };
+}
+
+const FAILURES = `runbook: 1
+name: failures
+steps:
+  - { id: a, run: "false", estimate: 1s, on-failure: isolate }
+  - { id: b, needs: [a], run: "true", estimate: 1s }
+  - { id: c, run: "true", estimate: 5s }
+  - { id: d, needs: [c], run: "true", estimate: 1s }
+`;
+
+Deno.test("Scheduler.fail() skips only what depends on the step, when it isolates", () => {
+  const { s, idx, decide } = scheduler(FAILURES);
+  // c starts first: its chain (c, d) is the longer one.
+  deepEqual(decide(), ["start c", "start a"]);
+  s.fail(idx("a"));
+  deepEqual(decide(), ["skip b"]);
+  s.complete(idx("c"));
+  deepEqual(decide(), ["start d"]);
+  s.complete(idx("d"));
+  deepEqual([s.state(idx("b")), s.state(idx("d")), s.finished], ["skipped", "done", true]);
+});
+
+Deno.test("Scheduler.fail() stops starting new steps, when the step aborts", () => {
+  const { s, idx, decide } = scheduler(FAILURES.replace(", on-failure: isolate", ""));
+  decide();
+  s.fail(idx("a"));
+  deepEqual(decide(), ["skip b", "skip d"]);
+  equal(s.state(idx("c")), "running"); // running steps finish; nothing new starts
+  s.complete(idx("c"));
+  deepEqual(decide(), []);
+  ok(s.finished);
+});
+
+Deno.test("Scheduler.cancel() cancels running and pending steps, when asked", () => {
+  const { s, decide } = scheduler(FAILURES);
+  decide();
+  s.cancel();
+  deepEqual(decide().sort(), ["cancel a", "cancel b", "cancel c", "cancel d"]);
+  ok(s.finished);
+});
+
+Deno.test("Scheduler demands the fetches a fetch waits on, when a step freezes", () => {
+  const { decide } = scheduler(`runbook: 1
+name: chain
+bandwidth: 10MB/s
+steps:
+  - { id: key, fetch: { from: /b/key, to: ./key, size: 1MB } }
+  - { id: data, needs: [key], fetch: { from: /b/data, to: ./data, size: 10MB } }
+  - { id: other, fetch: { from: /b/o, to: ./o, size: 10MB } }
+  - { id: svc, needs: [data], run: "true", estimate: 1s }
+`);
+  deepEqual(decide(), [
+    "freeze svc",
+    "demand data",
+    "demand key",
+    "start key",
+    "share key 10000000",
+  ]);
+});
+
+Deno.test("Scheduler pauses a prefetch, when a frozen step demands another fetch", () => {
+  const { s, idx, decide } = scheduler(`runbook: 1
+name: preempt
+bandwidth: 10MB/s
+steps:
+  - { id: big, fetch: { from: /b/big, to: ./big, size: 100MB } }
+  - { id: gate, run: "true", estimate: 1s }
+  - { id: small, fetch: { from: /b/s, to: ./s, size: 10MB } }
+  - { id: svc, needs: [gate, small], run: "true", estimate: 1s }
+`);
+  // Before gate is done, nothing is frozen: big (larger latest finish) and small compete.
+  const first = decide();
+  ok(first.includes("start gate"));
+  s.complete(idx("gate"));
+  const next = decide();
+  ok(next.includes("freeze svc") && next.includes("demand small"), next.join());
+  equal(s.share(idx("small")), 10e6);
+  equal(s.share(idx("big")), 0);
+});
