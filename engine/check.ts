@@ -88,8 +88,8 @@ export function checkRunbook(doc: RunbookInput, extraVars: Iterable<string>): Pr
 
   // Every string that may hold expressions.
   const fetchIds = new Set(steps.filter((s) => s.fetch).map((s) => s.id));
-  const check = (path: Path, text: string, allowSteps: boolean) => {
-    if (!text.includes("${{")) return;
+  const check = (path: Path, text: unknown, allowSteps: boolean) => {
+    if (typeof text !== "string" || !text.includes("${{")) return;
     const t = parseTemplate(text);
     if ("problems" in t) {
       for (const p of t.problems) {
@@ -109,20 +109,21 @@ export function checkRunbook(doc: RunbookInput, extraVars: Iterable<string>): Pr
     if (s.run !== undefined) check(at("run"), s.run, true);
     if (s.approval !== undefined) check(at("approval"), s.approval, true);
     for (const [k, v] of Object.entries(s.env ?? {})) check(at("env", k), String(v), true);
-    if (s.ready) {
+    if (s.ready && typeof s.ready === "object") {
       for (const k of ["http", "tcp", "run"] as const) {
         const v = s.ready[k];
         if (v !== undefined) check(at("ready", k), v, true);
       }
     }
     const f = s.fetch;
-    if (f) {
+    if (f && typeof f === "object") {
       if (typeof f.to === "string") check(at("fetch", "to"), f.to, false);
       if (f.run !== undefined) check(at("fetch", "run"), f.run, false);
       const from = f.from === undefined ? [] : typeof f.from === "string" ? [f.from] : f.from;
       from.forEach((src, k) => {
         const p = typeof f.from === "string" ? at("fetch", "from") : at("fetch", "from", k);
         check(p, src, false);
+        if (typeof src !== "string") return;
         const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(src)?.[1];
         if (scheme && !["http", "https", "file"].includes(scheme.toLowerCase())) {
           problems.push({
@@ -178,7 +179,7 @@ function checkStepShape(s: RunbookInput["steps"][number], i: number, problems: P
       message: `${name} needs either "run" (a command) or "fetch" (a data set to bring home)`,
     });
   }
-  if (s.fetch) {
+  if (s.fetch && typeof s.fetch === "object") {
     for (const k of ["shell", "background", "ready"] as const) {
       if (s[k] !== undefined) {
         problems.push({ path: at(k), at: "key", message: `"${k}" applies to run steps only` });
@@ -202,7 +203,7 @@ function checkStepShape(s: RunbookInput["steps"][number], i: number, problems: P
       message: `${name} runs in the background but has no "ready" probe to tell when it is up`,
     });
   }
-  if (s.ready) {
+  if (s.ready && typeof s.ready === "object") {
     const kinds = (["http", "tcp", "run"] as const).filter((k) => s.ready![k] !== undefined);
     if (kinds.length !== 1) {
       problems.push({

@@ -270,7 +270,12 @@ export function analyse(g: Graph): Analysis {
     keyClass[i] = ttr ? 0 : kind[i] === RUN || neededByRun[i] ? 1 : 2;
     // Latest finish (fetches) or latest start (run steps) against the class's target.
     const lft = ttr ? cpTtr - blTtr[i]! + duration[i]! : cpBtn - blBtn[i]! + duration[i]!;
-    keyTime[i] = kind[i] === FETCH ? lft : lft - duration[i]!;
+    // A source slower than the link cannot catch up later: it must start earlier by the time
+    // it takes beyond what the link alone would need.
+    const excess = kind[i] === FETCH && Number.isFinite(g.bandwidth)
+      ? duration[i]! - g.size[i]! / g.bandwidth
+      : 0;
+    keyTime[i] = kind[i] === FETCH ? lft - excess : lft - duration[i]!;
   }
   const byKey = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
     keyClass[a]! - keyClass[b]! || keyTime[a]! - keyTime[b]! ||

@@ -87,10 +87,60 @@ function findDocument(events: Event[], n: number): number {
 function yamlError(file: string, text: string, e: unknown): ParsedSource {
   const err = e as { reason?: string; message?: string; mark?: { position?: number } };
   let reason = err.reason ?? String(err.message ?? e).split("\n")[0]!;
+  let at = err.mark?.position ?? 0;
   if (/maxDepth/.test(reason)) reason = `nested more than ${MAX_DEPTH} levels deep`;
   else if (reason === "duplicated mapping key") reason = "duplicate key";
-  const { line, column } = new LineIndex(text).position(err.mark?.position ?? 0);
+  else if (/maxAliases/.test(reason)) reason = "too many aliases (*name): at most 1000";
+  else if (
+    /flow collection|end of the stream|indentation|quoted scalar|missed comma/.test(reason)
+  ) {
+    // The parser notices late; point at the bracket or quote that was never closed.
+    const open = unclosed(text, Math.min(at, text.length));
+    if (open) {
+      at = open.offset;
+      reason = open.char === '"' || open.char === "'"
+        ? `unclosed quoted string (missing the closing ${open.char})`
+        : `unclosed "${open.char}" (missing "${open.char === "[" ? "]" : "}"}")`;
+    }
+  }
+  const { line, column } = new LineIndex(text).position(at);
   return { ok: false, errors: [new RunbookError(`invalid YAML: ${reason}`, file, line, column)] };
+}
+
+/**
+ * The bracket or quote opened before `end` and not closed, if any, by a rough scan that knows
+ * where YAML lets a flow collection or a quoted scalar begin.
+ */
+function unclosed(text: string, end: number): { char: string; offset: number } | undefined {
+  const stack: { char: string; offset: number }[] = [];
+  let quote: { char: string; offset: number } | undefined;
+  let lastSignificant = "\n";
+  for (let i = 0; i < end; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (quote.char === '"' && c === "\\") i++;
+      else if (c === quote.char) {
+        if (c === "'" && text[i + 1] === "'") i++;
+        else {
+          quote = undefined;
+          lastSignificant = "x";
+        }
+      }
+      continue;
+    }
+    if (c === "#" && (i === 0 || /\s/.test(text[i - 1]!))) {
+      while (i < end && text[i] !== "\n") i++;
+      lastSignificant = "\n";
+      continue;
+    }
+    if (c === " " || c === "\t" || c === "\r") continue;
+    const canStart = "\n[{,:-?".includes(lastSignificant);
+    if ((c === '"' || c === "'") && canStart) quote = { char: c, offset: i };
+    else if ((c === "[" || c === "{") && canStart) stack.push({ char: c, offset: i });
+    else if ((c === "]" || c === "}") && stack.length) stack.pop();
+    lastSignificant = c === ":" || c === "-" ? (/\s/.test(text[i + 1] ?? " ") ? c : "x") : c;
+  }
+  return quote ?? stack[stack.length - 1];
 }
 
 /** Turns offsets into 1-based line and column. */

@@ -36,7 +36,7 @@ export const BANDWIDTH_PATTERN =
 
 const SIZE_RE = new RegExp(`^(${NUM}) ?([A-Za-z]+)$`);
 const BANDWIDTH_RE = new RegExp(`^(${NUM}) ?([A-Za-z]+)(/s)?$`);
-const DURATION_PART_RE = new RegExp(`(${NUM})([a-z]+)`, "gy");
+const DURATION_PART_RE = new RegExp(`(${NUM})([A-Za-z]+)`, "gy");
 
 /** A unit string that does not parse: `message` says why and what was expected. */
 export class UnitError extends RangeError {

@@ -107,6 +107,38 @@ function keyName(path: Path): string {
   return String(last ?? "document");
 }
 
+type Unit = "duration" | "size" | "bandwidth";
+const UNIT_KEYS: Record<string, Unit> = {
+  timeout: "duration",
+  estimate: "duration",
+  interval: "duration",
+  rto: "duration",
+  btn: "duration",
+  size: "size",
+  rate: "bandwidth",
+  bandwidth: "bandwidth",
+};
+
+/** The unit a value at `path` is written in, if any. */
+function unitOf(path: Path): Unit | undefined {
+  if (path[0] === "objectives" && path[1] === "milestones" && path.length === 3) return "duration";
+  return UNIT_KEYS[String(path[path.length - 1])];
+}
+
+/** What is wrong with `text` as a `unit`. */
+function unitProblem(unit: Unit, text: string): string {
+  const parse = { duration: parseDuration, size: parseSize, bandwidth: parseBandwidth }[unit];
+  try {
+    parse(text);
+    return `invalid ${unit} "${text}"`;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Stands in for a value the schema rejected, so later checks see the key as present. */
+export const REJECTED = "\u0000rejected";
+
 /**
  * A copy of `input` without the values the schema rejected, so the whole-document checks can
  * still run and report their problems in the same pass.
@@ -119,9 +151,13 @@ export function withoutRejected(input: unknown, issues: z.core.$ZodIssue[]): unk
     for (const p of keys) {
       if (p.length === 0) continue;
       const parent = valueAt(copy, p.slice(0, -1));
-      if (parent !== null && typeof parent === "object") {
-        delete (parent as Record<string | number, unknown>)[p[p.length - 1]!];
-      }
+      if (parent === null || typeof parent !== "object") continue;
+      const last = p[p.length - 1]!;
+      // Unknown keys and whole steps go; a present key with a bad value stays, as a marker.
+      const keep = issue.code !== "unrecognized_keys" && typeof last === "string" &&
+        ["run", "fetch", "from", "to", "ready", "background"].includes(last);
+      if (keep) (parent as Record<string, unknown>)[last] = REJECTED;
+      else delete (parent as Record<string | number, unknown>)[last];
     }
   }
   return copy;
@@ -156,6 +192,13 @@ export function problemsFromIssues(input: unknown, issues: z.core.$ZodIssue[]): 
             at: "value",
             message: `missing key "${key}" ${whereIs(input, parent)}${hint}`,
           });
+        } else if (typeof value === "number" && unitOf(path)) {
+          // `timeout: 600`: say which unit is missing rather than "expected a string".
+          out.push({
+            path,
+            at: "value",
+            message: `${key}: ${unitProblem(unitOf(path)!, String(value))}`,
+          });
         } else {
           const expected = EXPECTED[issue.expected] ?? issue.expected;
           out.push({
@@ -168,13 +211,25 @@ export function problemsFromIssues(input: unknown, issues: z.core.$ZodIssue[]): 
       }
       case "invalid_value":
         if (key === "runbook") {
-          out.push({
-            path,
-            at: "value",
-            message: `runbook: unsupported format version ${
-              shown(value)
-            }; this thaw reads "runbook: 1"`,
-          });
+          out.push(
+            value === undefined
+              ? {
+                path: [],
+                at: "value",
+                message: 'missing key "runbook" at the top level (add "runbook: 1")',
+              }
+              : {
+                path,
+                at: "value",
+                message: String(value) === "1"
+                  ? `runbook: expected the number 1, got ${
+                    kindOf(value)
+                  } (write runbook: 1, without quotes)`
+                  : `runbook: unsupported format version ${
+                    typeof value === "number" ? value : shown(value)
+                  }; this thaw reads "runbook: 1"`,
+              },
+          );
         } else {
           const allowed = issue.values.map(String);
           const hint = typeof value === "string" ? didYouMean(value, allowed) : "";
@@ -189,14 +244,7 @@ export function problemsFromIssues(input: unknown, issues: z.core.$ZodIssue[]): 
         const tag = issue.message;
         let message = `${key}: invalid value ${shown(value)}`;
         if (tag.startsWith("unit:")) {
-          const parse = { duration: parseDuration, size: parseSize, bandwidth: parseBandwidth }[
-            tag.slice(5) as "duration"
-          ];
-          try {
-            parse(String(value));
-          } catch (e) {
-            message = `${key}: ${(e as Error).message}`;
-          }
+          message = `${key}: ${unitProblem(tag.slice(5) as Unit, String(value))}`;
         } else if (tag.startsWith("pattern:")) {
           const what = tag.slice(8);
           message = `${key}: invalid ${what} ${shown(value)}: use ${PATTERNS[what] ?? what}`;

@@ -4,19 +4,28 @@ import { fromFileUrl } from "./paths.ts";
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const MAIN = ROOT + "engine/main.ts";
 
+function withoutInitCwd(): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.INIT_CWD;
+  return env;
+}
+
 /** Runs the real CLI in a child process. */
 async function thaw(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", MAIN, ...args],
     cwd: options.cwd ?? ROOT,
-    env: { NO_COLOR: "1", ...options.env },
+    // `deno task test` sets INIT_CWD for us; each test decides whether the child sees one.
+    clearEnv: true,
+    env: { ...withoutInitCwd(), NO_COLOR: "1", ...options.env },
     stdin: "null",
   }).output();
   const d = new TextDecoder();
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
 
-const RUNBOOK = (rto: string) => `runbook: 1
+const RUNBOOK = (rto: string) =>
+  `runbook: 1
 name: cli-demo
 objectives: { rto: ${rto} }
 bandwidth: 100MB/s
@@ -57,7 +66,9 @@ Deno.test("thaw drill --simulate --json prints one report a line and nothing els
       ["cli-demo", "simulated", "met", 12],
       ["other", "simulated", "missed", 12],
     ]);
-    for (const key of ["run", "strategy", "btn_s", "milestones", "objectives", "lower_bound", "bytes"]) {
+    for (
+      const key of ["run", "strategy", "btn_s", "milestones", "objectives", "lower_bound", "bytes"]
+    ) {
       ok(key in reports[0], key);
     }
     deepEqual(reports[0].steps[0], {
@@ -80,7 +91,9 @@ Deno.test("thaw resolves relative paths against the working directory, when INIT
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/here.yaml`, RUNBOOK("1m"));
-    const r = await thaw(["drill", "--simulate", "here.yaml", "--report", "out.json"], { cwd: dir });
+    const r = await thaw(["drill", "--simulate", "here.yaml", "--report", "out.json"], {
+      cwd: dir,
+    });
     equal(r.code, 0, r.stderr);
     equal(JSON.parse(await Deno.readTextFile(`${dir}/out.json`)).runbook, "cli-demo");
   } finally {
@@ -91,7 +104,10 @@ Deno.test("thaw resolves relative paths against the working directory, when INIT
 Deno.test("thaw exits 2 with positioned errors and no stack trace, when a runbook is invalid", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await Deno.writeTextFile(`${dir}/bad.yaml`, RUNBOOK("1m").replace("needs: [f1]", "needs: [f11]"));
+    await Deno.writeTextFile(
+      `${dir}/bad.yaml`,
+      RUNBOOK("1m").replace("needs: [f1]", "needs: [f11]"),
+    );
     const r = await thaw(["plan", "bad.yaml"], { env: { INIT_CWD: dir } });
     equal(r.code, 2);
     equal(r.stdout, "");
@@ -134,7 +150,16 @@ Deno.test("thaw exits 2 with a suggestion, when a flag or command is misspelt", 
 Deno.test("thaw plan shows levels, critical path, bounds and every strategy, for a runbook", async () => {
   const r = await thaw(["plan", "runbooks/instant-recovery.yaml"]);
   equal(r.code, 0, r.stderr);
-  for (const want of [/graph by level/, /critical path to TTR: fetch-catalog -> start-shop/, /lower bounds: TTR/, /serial\s/, /lazy\s/, /aggressive \*/]) {
+  for (
+    const want of [
+      /graph by level/,
+      /critical path to TTR: fetch-catalog -> start-shop/,
+      /lower bounds: TTR/,
+      /serial\s/,
+      /lazy\s/,
+      /aggressive \*/,
+    ]
+  ) {
     match(r.stdout, want);
   }
 });

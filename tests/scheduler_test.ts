@@ -71,7 +71,11 @@ steps:
   const lazy = measures(text, "lazy");
   deepEqual([lazy.at("logs").start_s, lazy.btn], [2, 3]);
   const aggressive = measures(text, "aggressive");
-  deepEqual([aggressive.at("logs").start_s, aggressive.at("logs").end_s, aggressive.btn], [1, 2, 2]);
+  deepEqual([aggressive.at("logs").start_s, aggressive.at("logs").end_s, aggressive.btn], [
+    1,
+    2,
+    2,
+  ]);
 });
 
 Deno.test("simulate() runs milestone work first, when parallelism is 1", () => {
@@ -90,7 +94,10 @@ steps:
 
 Deno.test("simulate() reports objectives met and missed, when limits are tight", () => {
   const withObjectives = (rto: string, btn: string, ms: string) =>
-    EXAMPLE.replace("bandwidth:", `objectives: { rto: ${rto}, btn: ${btn}, milestones: { service: ${ms} } }\nbandwidth:`);
+    EXAMPLE.replace(
+      "bandwidth:",
+      `objectives: { rto: ${rto}, btn: ${btn}, milestones: { service: ${ms} } }\nbandwidth:`,
+    );
   const met = measures(withObjectives("12s", "32s", "12s"), "aggressive").r;
   deepEqual([met.outcome, met.missed], ["met", []]);
   const missed = measures(withObjectives("11s", "40s", "11500ms"), "aggressive").r;
@@ -102,9 +109,13 @@ Deno.test("simulate() reports objectives met and missed, when limits are tight",
 
 Deno.test("simulate() runs a drill-skipped step as its estimate, when the runbook is drilled", () => {
   const text = EXAMPLE + `drill: { skip: [f2] }\n`;
-  const rb = parseRunbook(text.replace("{ id: f2, fetch:", "{ id: f2, estimate: 1s, fetch:"), "t.yaml", {
-    drill: true,
-  });
+  const rb = parseRunbook(
+    text.replace("{ id: f2, fetch:", "{ id: f2, estimate: 1s, fetch:"),
+    "t.yaml",
+    {
+      drill: true,
+    },
+  );
   const r = simulate(rb, { strategy: "aggressive" });
   const f2 = r.steps.find((s) => s.id === "f2")!;
   deepEqual([f2.state, f2.start_s, f2.end_s, r.btn_s], ["skipped", 0, 1, 32]);
