@@ -30,7 +30,7 @@ export { analyse, buildGraph, FETCH, RUN } from "./engine/graph.ts";
 export type { Analysis, Estimates, Graph } from "./engine/graph.ts";
 export { Scheduler, STATES } from "./engine/scheduler.ts";
 export type { Decision, SchedulerOptions, StepState } from "./engine/scheduler.ts";
-export { planGraph, simulate, simulateGraph } from "./engine/simulate.ts";
+export { planGraph, simulate, simulatedReport, simulateGraph } from "./engine/simulate.ts";
 export type { SimulateOptions, Simulation } from "./engine/simulate.ts";
 export { Recorder } from "./engine/recorder.ts";
 export { buildReport, exitCode, newRunId } from "./engine/report.ts";

@@ -80,11 +80,7 @@ export async function main(args: string[], ctx: CliContext): Promise<number> {
       ctx.stderr(`thaw: ${e.message}\n`);
       return 2;
     }
-    if (e instanceof RunbookErrors) {
-      ctx.stderr(e.message + "\n");
-      return 2;
-    }
-    if (e instanceof SimulationError) {
+    if (e instanceof RunbookErrors || e instanceof SimulationError) {
       ctx.stderr(e.message + "\n");
       return 2;
     }

@@ -6,9 +6,9 @@
  */
 import type { Estimates } from "./graph.ts";
 import type { Runbook, Strategy } from "./model.ts";
-import { buildReport, type Report } from "./report.ts";
+import type { Report } from "./report.ts";
 import { STRATEGIES } from "./schema.ts";
-import { planGraph, simulateGraph } from "./simulate.ts";
+import { planGraph, simulatedReport, simulateGraph } from "./simulate.ts";
 
 /** The plan of a runbook. */
 export interface Plan {
@@ -48,15 +48,7 @@ export function plan(runbook: Runbook, estimates?: Estimates): Plan {
   const simulated = {} as Record<Strategy, Report>;
   for (const strategy of STRATEGIES) {
     const sim = simulateGraph(graph, analysis, strategy, runbook.parallelism);
-    simulated[strategy] = buildReport({
-      runbook,
-      graph,
-      lowerBound: analysis.lowerBound,
-      recorder: sim.recorder,
-      state: (i) => sim.scheduler.state(i),
-      mode: "simulated",
-      strategy,
-    });
+    simulated[strategy] = simulatedReport(runbook, analysis, sim);
   }
   const ids = (list: number[]) => list.map((i) => graph.ids[i]!);
   return {

@@ -53,15 +53,25 @@ export function simulate(runbook: Runbook, options: SimulateOptions = {}): Repor
   const { graph, analysis } = planGraph(runbook, options.estimates);
   const strategy = options.strategy ?? runbook.strategy;
   const sim = simulateGraph(graph, analysis, strategy, runbook.parallelism);
+  return simulatedReport(runbook, analysis, sim, options.run);
+}
+
+/** The report of a finished simulation of `runbook`. */
+export function simulatedReport(
+  runbook: Runbook,
+  analysis: Analysis,
+  sim: Simulation,
+  run?: string,
+): Report {
   return buildReport({
     runbook,
-    graph,
+    graph: sim.graph,
     lowerBound: analysis.lowerBound,
     recorder: sim.recorder,
     state: (i) => sim.scheduler.state(i),
     mode: "simulated",
-    strategy,
-    run: options.run,
+    strategy: sim.scheduler.strategy,
+    run,
   });
 }
 
