@@ -78,6 +78,8 @@ export class Scheduler {
   readonly #fetchNeedsLeft: Int32Array;
   readonly #demanded: Uint8Array;
   readonly #ready: Uint8Array;
+  /** Run steps downstream of a frozen step (aggressive demands their data early). */
+  readonly #blocked: Uint8Array;
   readonly #rate: Float64Array;
   readonly #share: Float64Array;
   /** Run steps ready to start, by rank. */
@@ -106,6 +108,7 @@ export class Scheduler {
     this.#fetchNeedsLeft = new Int32Array(n);
     this.#demanded = new Uint8Array(n);
     this.#ready = new Uint8Array(n);
+    this.#blocked = new Uint8Array(n);
     this.#rate = Float64Array.from(graph.rate);
     this.#share = new Float64Array(n);
     this.#runQueue = new IndexedHeap(n);
@@ -273,6 +276,7 @@ export class Scheduler {
         this.#state[i] = FROZEN;
         this.#out.push({ type: "freeze", step: i });
         this.#demandNeeds(i);
+        if (this.strategy === "aggressive") this.#demandDownstream(i);
       }
       return;
     }
@@ -298,6 +302,26 @@ export class Scheduler {
         this.#out.push({ type: "demand", step: f });
         if (this.#ready[f] && this.#eligible(f)) this.#admit(f);
         stack.push(f);
+      }
+    }
+  }
+
+  /**
+   * Aggressive: freezing spreads, so the run steps downstream of frozen step `i` are held by the
+   * same missing data; what they will wait on too is demanded now rather than when they freeze.
+   */
+  #demandDownstream(i: number): void {
+    const g = this.graph;
+    const blocked = this.#blocked;
+    const stack = [i];
+    while (stack.length) {
+      const j = stack.pop()!;
+      for (let k = g.depStart[j]!; k < g.depStart[j + 1]!; k++) {
+        const d = g.depList[k]!;
+        if (g.kind[d] !== RUN || blocked[d]) continue;
+        blocked[d] = 1;
+        this.#demandNeeds(d);
+        stack.push(d);
       }
     }
   }

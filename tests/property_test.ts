@@ -14,6 +14,7 @@ import { STRATEGIES } from "../engine/schema.ts";
 import { planGraph, simulate } from "../engine/simulate.ts";
 import { bigRunbook, randomRunbook, randomRunbookParsed } from "./gen.ts";
 import { parseRunbook } from "../engine/load.ts";
+import { tightTtrBound } from "./bench/tight_bound.ts";
 
 const SEEDS = Array.from({ length: 300 }, (_, i) => i);
 const TOLERANCE = 1e-6;
@@ -44,6 +45,19 @@ Deno.test("simulate() never beats the lower bound, for random runbooks", () => {
       assert.ok(r.ttr_s >= r.lower_bound.ttr_s * (1 - TOLERANCE), `${at}: TTR ${r.ttr_s}`);
       assert.ok(r.btn_s >= r.lower_bound.btn_s * (1 - TOLERANCE), `${at}: BTN ${r.btn_s}`);
       assert.ok(r.ttr_s <= r.btn_s, `${at}: TTR after BTN`);
+    }
+  }
+});
+
+Deno.test("tightTtrBound() is never beaten either, and never below the spec's bound", () => {
+  for (const { seed, runbook, reports } of cases) {
+    const { graph, analysis } = planGraph(runbook);
+    const tight = tightTtrBound(graph, analysis);
+    assert.ok(tight >= analysis.lowerBound.ttr, `seed ${seed}`);
+    for (const [strategy, r] of Object.entries(reports)) {
+      // Reports round to the millisecond.
+      const least = tight * (1 - TOLERANCE) - 0.0005;
+      assert.ok(r.ttr_s! >= least, `${where(seed, strategy)}: TTR ${r.ttr_s} < ${tight}`);
     }
   }
 });

@@ -35,9 +35,51 @@ Deno.test("simulate() records start, end and frozen time, when a step waits for 
   deepEqual([lazy.at("f2").start_s, lazy.at("s2").frozen_s, lazy.at("s2").start_s], [12, 6, 18]);
   const aggressive = measures(EXAMPLE, "aggressive");
   deepEqual([aggressive.at("f2").start_s, aggressive.at("f2").end_s], [2, 8]);
-  equal(aggressive.at("f2").demanded, false);
+  // Aggressive: s2 is held behind frozen s1, so what s2 will wait for is demanded at once too.
+  equal(aggressive.at("f2").demanded, true);
+  equal(lazy.at("f2").demanded, true);
   equal(aggressive.at("f1").demanded, true);
-  deepEqual(aggressive.r.bytes, { total: 800e6, on_demand: 200e6, prefetched: 600e6 });
+});
+
+Deno.test("simulate() prefetches, when a step waits for a running step and not a frozen one", () => {
+  const text = `runbook: 1
+name: prefetch
+bandwidth: 100MB/s
+steps:
+  - { id: f1, fetch: { from: /b/1, to: ./1, size: 200MB } }
+  - { id: s1, needs: [f1], run: "true", estimate: 10s, milestone: up }
+  - { id: s0, run: "true", estimate: 6s }
+  - { id: f3, fetch: { from: /b/3, to: ./3, size: 300MB } }
+  - { id: s3, needs: [s0, f3], run: "true", estimate: 1s }
+`;
+  const a = measures(text, "aggressive");
+  // f1 is demanded and goes first (0-2s); f3 is prefetched behind it (2-5s), before s3 needs it.
+  deepEqual([a.at("f3").start_s, a.at("f3").end_s, a.at("f3").demanded], [2, 5, false]);
+  deepEqual([a.at("s3").start_s, a.at("s3").frozen_s], [6, 0]);
+  deepEqual(a.r.bytes, { total: 500e6, on_demand: 200e6, prefetched: 300e6 });
+  // Lazy waits for s3 to freeze at 6s before fetching f3.
+  const l = measures(text, "lazy");
+  deepEqual([l.at("f3").start_s, l.at("s3").start_s, l.at("s3").frozen_s], [6, 9, 3]);
+});
+
+Deno.test("simulate() demands the data of steps held behind a frozen step, when aggressive", () => {
+  // s2 (the milestone) waits for s1, frozen on f1; f2 comes from a slow source (10MB/s).
+  const text = `runbook: 1
+name: held
+bandwidth: 100MB/s
+steps:
+  - { id: f1, fetch: { from: /b/1, to: ./1, size: 1000MB } }
+  - { id: s1, needs: [f1], run: "true", estimate: 1s }
+  - { id: f2, fetch: { from: /b/2, to: ./2, size: 100MB, rate: 10MB/s } }
+  - { id: s2, needs: [s1, f2], run: "true", estimate: 1s, milestone: up }
+`;
+  const a = measures(text, "aggressive");
+  // f2 starts at once at its source's 10MB/s; f1 has the other 90MB/s for 10s, then all of it.
+  deepEqual([a.at("f2").start_s, a.at("f2").end_s, a.at("f2").demanded], [0, 10, true]);
+  deepEqual([a.at("f1").end_s, a.ttr], [11, 13]);
+  deepEqual(a.lb, { ttr_s: 12, btn_s: 12 });
+  // Lazy demands f2 only when s2 freezes, after s1: 10 + 1 + 10 + 1.
+  equal(measures(text, "lazy").ttr, 22);
 });
 
 Deno.test("simulate() shares the link by demand, when a source is slower than the link", () => {
