@@ -1,0 +1,183 @@
+/**
+ * The store: where live runs keep their state, so that another process can watch and steer them
+ * (`thaw status`, `thaw approve`, `thaw cancel`, `thaw serve`) and a killed engine can resume.
+ *
+ * An interface, so that PostgreSQL can follow the SQLite implementation; every implementation
+ * passes the same conformance suite (`tests/store_conformance.ts`). Times are milliseconds since
+ * the Unix epoch (wall clock), except step times, which are seconds from the start of the run.
+ *
+ * @module
+ */
+
+/** A run's state. `interrupted` is never stored: it is a `running` run whose engine is gone. */
+export type RunState = "running" | "done" | "failed" | "cancelled" | "interrupted";
+
+/** A step state, as the report names them. */
+export type StepStateName =
+  | "pending"
+  | "frozen"
+  | "running"
+  | "done"
+  | "failed"
+  | "skipped"
+  | "cancelled";
+
+/** What a new run records. */
+export interface NewRun {
+  readonly id: string;
+  /** The runbook's `name`. */
+  readonly runbook: string;
+  /** Absolute path of the runbook file (resume loads it again). */
+  readonly file: string;
+  /** sha256 of the runbook text when the run started (resume refuses a changed file). */
+  readonly fileSha256: string;
+  readonly mode: "live";
+  /** True for `thaw drill` (the drill overrides apply). */
+  readonly drill: boolean;
+  readonly strategy: string;
+  /** `--var` overrides given on the command line. */
+  readonly vars: Readonly<Record<string, string>>;
+  /** Step ids in runbook order. */
+  readonly steps: readonly string[];
+  readonly startedAt: number;
+  /** Process id and host of the engine, to tell a live run from an interrupted one. */
+  readonly pid: number;
+  readonly host: string;
+}
+
+/** A run as stored. */
+export interface RunRecord extends NewRun {
+  /** As stored: running, done, failed or cancelled. */
+  readonly state: Exclude<RunState, "interrupted">;
+  /** Last sign of life from the engine (it beats every second or so). */
+  readonly heartbeatAt: number;
+  readonly endedAt: number | null;
+  /** The report (JSON text), once the run has ended; also kept current while it runs. */
+  readonly report: string | null;
+  /** outcome of the report, once ended: met, missed, failed, cancelled. */
+  readonly outcome: string | null;
+}
+
+/** What may change on a run. */
+export interface RunPatch {
+  readonly state?: Exclude<RunState, "interrupted">;
+  readonly heartbeatAt?: number;
+  readonly endedAt?: number | null;
+  readonly report?: string | null;
+  readonly outcome?: string | null;
+  /** A resumed run is taken over by a new engine process. */
+  readonly pid?: number;
+  readonly host?: string;
+}
+
+/** A step's state change. */
+export interface StepChange {
+  readonly step: string;
+  readonly state: StepStateName;
+  /** Seconds from the start of the run. */
+  readonly at: number;
+  /** Free text for the SRE: the failure reason, what a frozen step waits for, ... */
+  readonly detail?: string;
+}
+
+/** A step's state change as stored, with its place in the run's sequence (from 1). */
+export interface StepEvent extends StepChange {
+  readonly seq: number;
+}
+
+/** A step's current record, folded from its changes and progress. */
+export interface StepRecord {
+  readonly step: string;
+  readonly state: StepStateName;
+  /** When it last went to `running`, seconds from the start. */
+  readonly startS: number | null;
+  /** When it reached done, failed, skipped or cancelled. */
+  readonly endS: number | null;
+  /** Seconds spent frozen so far (closed intervals only). */
+  readonly frozenS: number;
+  readonly detail: string | null;
+}
+
+/** How far a fetch has come. */
+export interface FetchProgress {
+  readonly step: string;
+  /** Bytes under the temporary name (or `to`, once done). */
+  readonly bytes: number;
+  /** Total when known. */
+  readonly total: number | null;
+  /** Bytes that arrived before a frozen step demanded the fetch. */
+  readonly prefetched: number;
+  readonly demanded: boolean;
+  /** Index of the source in use. */
+  readonly source: number;
+  /** Wall-clock ms of this sample. */
+  readonly at: number;
+}
+
+/** A request from outside the engine. */
+export interface Command {
+  readonly id: number;
+  readonly run: string;
+  readonly kind: "approve" | "cancel";
+  /** The step, for `approve`. */
+  readonly step: string | null;
+  readonly at: number;
+}
+
+/** A process a step started, recorded so a resumed engine can stop what a killed one left. */
+export interface ProcessRecord {
+  readonly step: string;
+  readonly pid: number;
+  readonly pgid: number;
+}
+
+/** A finished step of an earlier live run, for estimates from history. */
+export interface HistorySample {
+  readonly run: string;
+  readonly step: string;
+  /** Seconds from start to end. */
+  readonly seconds: number;
+  /** Bytes moved (fetches), else 0. */
+  readonly bytes: number;
+  readonly endedAt: number;
+}
+
+/** Where live runs keep their state. */
+export interface Store {
+  /** Records a new run, in state `running`. Throws if the id exists. */
+  createRun(run: NewRun): Promise<void>;
+  /** The run, or undefined. */
+  getRun(id: string): Promise<RunRecord | undefined>;
+  /** Runs, newest first (by `startedAt`, then id). */
+  listRuns(limit?: number): Promise<RunRecord[]>;
+  updateRun(id: string, patch: RunPatch): Promise<void>;
+
+  /** Appends state changes (in one transaction) and folds them into the steps' records. */
+  recordSteps(run: string, changes: readonly StepChange[]): Promise<void>;
+  /** Changes with `seq > after`, in order (for event streams and resume). */
+  stepEvents(run: string, after?: number): Promise<StepEvent[]>;
+  /** Current record of every step that has one. */
+  steps(run: string): Promise<StepRecord[]>;
+
+  /** Upserts the progress of fetches (one row per step, the latest sample wins). */
+  saveProgress(run: string, progress: readonly FetchProgress[]): Promise<void>;
+  progress(run: string): Promise<FetchProgress[]>;
+
+  /** Queues a command; returns its id. */
+  addCommand(run: string, kind: Command["kind"], step?: string): Promise<number>;
+  /** Commands not yet taken, oldest first; marks them taken (each is returned once). */
+  takeCommands(run: string): Promise<Command[]>;
+
+  /** Records a process (replacing the step's earlier one). */
+  addProcess(run: string, p: ProcessRecord): Promise<void>;
+  removeProcess(run: string, step: string): Promise<void>;
+  processes(run: string): Promise<ProcessRecord[]>;
+
+  /**
+   * Done steps of earlier live runs of `runbook` (not drills' skipped steps), newest first, at
+   * most `limit` per step.
+   */
+  history(runbook: string, limit?: number): Promise<HistorySample[]>;
+
+  close(): Promise<void>;
+}
