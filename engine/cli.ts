@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { RunbookErrors, SimulationError, UsageError } from "./errors.ts";
 import { readRunbook } from "./load.ts";
@@ -17,6 +17,18 @@ import { exitCode, type Report } from "./report.ts";
 import { jsonSchema, STRATEGIES } from "./schema.ts";
 import { simulate } from "./simulate.ts";
 import { didYouMean } from "./suggest.ts";
+import {
+  approve,
+  cancel,
+  liveRun,
+  predictionLine,
+  runbookOf,
+  runState,
+  status,
+  storedEstimates,
+  storePath,
+} from "./cli_live.ts";
+import { openStore, type Store, StoreError } from "./store/mod.ts";
 
 /** Where the CLI writes and what it sees of its environment; tests pass their own. */
 export interface CliContext {
@@ -24,6 +36,8 @@ export interface CliContext {
   cwd: string;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** True when stdout is a terminal: live runs draw their table in place. */
+  tty?: boolean;
 }
 
 const USAGE = `thaw: disaster-recovery runbooks that bring the service back before all data is home
@@ -33,7 +47,13 @@ usage: thaw COMMAND [FLAGS]
 commands
   plan FILE                     validate; show the graph, critical path, lower bounds and the
                                 simulated TTR/BTN of every strategy
-  drill --simulate [FILE|DIR]...  rehearse in virtual time (default: every runbook in runbooks/)
+  run FILE                      the real recovery
+  drill [FILE|DIR]...           rehearse for real with the drill overrides (default: every
+                                runbook in runbooks/); --simulate: in virtual time instead
+  resume RUN_ID                 continue an interrupted run (done steps are not run again)
+  status [RUN_ID]               the runs in the store, newest first, or one run's report
+  approve RUN_ID STEP           approve a step waiting for approval
+  cancel RUN_ID                 cancel a run (works from another process)
   schema [--output FILE]        print the JSON Schema of the runbook format
   help                          this text
 
@@ -42,6 +62,7 @@ flags
   --var NAME=VALUE                    override a var (repeatable)
   --json                              the report(s) as JSON on stdout, one per line
   --report FILE                       also write the report(s) to FILE
+  --store PATH                        the state store (default .thaw/state.db here)
 
 exit codes: 0 done and objectives met, 1 a step failed or the run was cancelled,
             2 invalid runbook or usage, 3 done but an objective was missed`;
@@ -58,8 +79,19 @@ const FLAGS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** Commands of the contract that arrive with the live engine. */
-const LATER = ["run", "resume", "status", "approve", "cancel", "serve"];
+/** Commands of the contract that arrive later. */
+const LATER = ["serve"];
+const COMMANDS = [
+  "plan",
+  "drill",
+  "run",
+  "resume",
+  "status",
+  "approve",
+  "cancel",
+  "schema",
+  "help",
+];
 
 /**
  * Runs the CLI with `args` and returns its exit code.
@@ -82,6 +114,10 @@ export async function main(args: string[], ctx: CliContext): Promise<number> {
     }
     if (e instanceof RunbookErrors || e instanceof SimulationError) {
       ctx.stderr(e.message + "\n");
+      return 2;
+    }
+    if (e instanceof StoreError) {
+      ctx.stderr(`thaw: ${e.message}\n`);
       return 2;
     }
     const debug = Deno.env.get("THAW_DEBUG");
@@ -146,7 +182,7 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
         throw new UsageError("plan takes one runbook file: thaw plan FILE");
       }
       const rb = await readRunbook(positionals[0]!, { cwd: ctx.cwd, vars });
-      const p = plan(rb);
+      const p = plan(rb, await storedEstimates(storePath(ctx, values.store), rb));
       const chosen = options.strategy ?? rb.strategy;
       const shown = { ...p, strategy: chosen };
       ctx.stdout((options.json ? JSON.stringify(shown) : renderPlan(shown)) + "\n");
@@ -154,15 +190,74 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
       return 0;
     }
     case "drill": {
-      if (!values.simulate) {
-        throw new UsageError(
-          "live drills are not available in this version yet; rehearse in virtual time with " +
-            "thaw drill --simulate",
-        );
-      }
       const files = await expand(positionals.length ? positionals : ["runbooks"], ctx.cwd);
-      return drill(files, ctx, options, values.report);
+      const live = { ...options, store: values.store };
+      if (!values.simulate) return await liveDrill(files, ctx, live, values.report);
+      return drill(files, ctx, options, values.report, storePath(ctx, values.store));
     }
+    case "run": {
+      if (positionals.length !== 1) {
+        throw new UsageError("run takes one runbook file: thaw run FILE");
+      }
+      const rb = await readRunbook(positionals[0]!, { cwd: ctx.cwd, vars });
+      return await withStore(ctx, values.store, async (store, logs) => {
+        const report = await liveRun(ctx, store, rb, { ...options, store: values.store }, logs);
+        return finishLive(ctx, [report], options.json, values.report);
+      });
+    }
+    case "resume": {
+      if (positionals.length !== 1) {
+        throw new UsageError("resume takes a run id: thaw resume RUN_ID");
+      }
+      return await withStore(ctx, values.store, async (store, logs) => {
+        const runs = await store.listRuns(1000);
+        const run = runs.find((r) => r.id === positionals[0]!.toUpperCase());
+        if (!run) {
+          throw new UsageError(
+            `no run ${positionals[0]} in this store${
+              didYouMean(positionals[0]!, runs.map((r) => r.id))
+            }`,
+          );
+        }
+        const state = runState(run);
+        if (state === "running") {
+          throw new UsageError(
+            `run ${run.id} is still running (engine pid ${run.pid} on ${run.host})`,
+          );
+        }
+        if (state === "done") {
+          throw new UsageError(`run ${run.id} is done; there is nothing to resume`);
+        }
+        const rb = await runbookOf(run);
+        const flags = {
+          ...options,
+          strategy: options.strategy ?? (run.strategy as Strategy),
+          vars: { ...run.vars },
+        };
+        const report = await liveRun(ctx, store, rb, flags, logs, run);
+        return finishLive(ctx, [report], options.json, values.report);
+      });
+    }
+    case "status":
+      return await withStore(
+        ctx,
+        values.store,
+        (store) => status(ctx, store, positionals[0], options.json),
+      );
+    case "approve":
+      if (positionals.length !== 2) {
+        throw new UsageError("approve takes a run id and a step: thaw approve RUN_ID STEP");
+      }
+      return await withStore(
+        ctx,
+        values.store,
+        (store) => approve(ctx, store, positionals[0]!, positionals[1]!),
+      );
+    case "cancel":
+      if (positionals.length !== 1) {
+        throw new UsageError("cancel takes a run id: thaw cancel RUN_ID");
+      }
+      return await withStore(ctx, values.store, (store) => cancel(ctx, store, positionals[0]!));
     default:
       if (LATER.includes(command)) {
         throw new UsageError(
@@ -172,7 +267,7 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
       }
       throw new UsageError(
         `unknown command "${command}"${
-          didYouMean(command, ["plan", "drill", "schema", "help", ...LATER])
+          didYouMean(command, [...COMMANDS, ...LATER])
         } (thaw help lists them)`,
       );
   }
@@ -183,6 +278,7 @@ async function drill(
   ctx: CliContext,
   options: { strategy: Strategy | undefined; vars: Record<string, string>; json: boolean },
   reportFile: string | undefined,
+  store: string,
 ): Promise<number> {
   const reports: Report[] = [];
   const rows: { file: string; report?: Report; error?: string }[] = [];
@@ -197,7 +293,10 @@ async function drill(
     let report: Report;
     try {
       rb = await readRunbook(file, { cwd: ctx.cwd, vars: options.vars, drill: true });
-      report = simulate(rb, { strategy: options.strategy });
+      report = simulate(rb, {
+        strategy: options.strategy,
+        estimates: await storedEstimates(store, rb),
+      });
     } catch (e) {
       if (!(e instanceof RunbookErrors || e instanceof SimulationError)) throw e;
       ctx.stderr(e.message + "\n");
@@ -214,6 +313,84 @@ async function drill(
   if (!options.json && files.length > 1) ctx.stdout("\n" + renderSummary(rows) + "\n");
   await writeReport(ctx, reportFile, reports);
   return code;
+}
+
+/** Opens the store for a command, and closes it after. */
+async function withStore(
+  ctx: CliContext,
+  flag: string | undefined,
+  body: (store: Store, logs: string) => Promise<number>,
+): Promise<number> {
+  const path = storePath(ctx, flag);
+  const store = await openStore(path);
+  try {
+    return await body(store, join(dirname(path), "logs"));
+  } finally {
+    await store.close();
+  }
+}
+
+/** Prints live reports (terminal or JSON) and returns the exit code of the worst. */
+async function finishLive(
+  ctx: CliContext,
+  reports: Report[],
+  json: boolean,
+  reportFile: string | undefined,
+): Promise<number> {
+  let code = 0;
+  for (const r of reports) {
+    if (json) ctx.stdout(JSON.stringify(r) + "\n");
+    else ctx.stdout(renderReport(r) + "\n" + predictionLine(r) + "\n");
+    code = worse(code, exitCode(r));
+  }
+  await writeReport(ctx, reportFile, reports);
+  return code;
+}
+
+/** 2 (invalid) beats 1 (failed) beats 3 (missed) beats 0. */
+function worse(a: number, b: number): number {
+  const order = [0, 3, 1, 2];
+  return order.indexOf(b) > order.indexOf(a) ? b : a;
+}
+
+/** `thaw drill` for real: each runbook in turn, then a summary table. */
+async function liveDrill(
+  files: string[],
+  ctx: CliContext,
+  options: {
+    strategy: Strategy | undefined;
+    vars: Record<string, string>;
+    json: boolean;
+    store?: string | undefined;
+  },
+  reportFile: string | undefined,
+): Promise<number> {
+  return await withStore(ctx, options.store, async (store, logs) => {
+    const rows: { file: string; report?: Report; error?: string }[] = [];
+    const reports: Report[] = [];
+    let code = 0;
+    for (const file of files) {
+      let rb: Runbook;
+      try {
+        rb = await readRunbook(file, { cwd: ctx.cwd, vars: options.vars, drill: true });
+      } catch (e) {
+        if (!(e instanceof RunbookErrors)) throw e;
+        ctx.stderr(e.message + "\n");
+        rows.push({ file, error: "invalid" });
+        code = worse(code, 2);
+        continue;
+      }
+      const report = await liveRun(ctx, store, rb, options, logs);
+      reports.push(report);
+      rows.push({ file, report });
+      if (options.json) ctx.stdout(JSON.stringify(report) + "\n");
+      else ctx.stdout(renderReport(report) + "\n" + predictionLine(report) + "\n\n");
+      code = worse(code, exitCode(report));
+    }
+    if (!options.json && files.length > 1) ctx.stdout(renderSummary(rows) + "\n");
+    await writeReport(ctx, reportFile, reports);
+    return code;
+  });
 }
 
 async function writeReport(ctx: CliContext, file: string | undefined, reports: Report[]) {

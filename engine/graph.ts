@@ -45,8 +45,10 @@ export interface Graph {
   readonly milestones: readonly string[];
 }
 
-/** Estimates that override or fill in the runbook's (from history, in later versions). */
+/** Estimates that override or fill in the runbook's (from history, or measured in a live run). */
 export interface Estimates {
+  /** Bytes of a fetch, by id. */
+  readonly size?: ReadonlyMap<string, number>;
   /** Seconds a run step takes, by id. */
   readonly duration?: ReadonlyMap<string, number>;
   /** Bytes per second a fetch's source delivers, by id. */
@@ -93,7 +95,7 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
     const est = estimates.duration?.get(s.id) ?? s.estimate ?? NaN;
     if (s.kind === "fetch" && !s.skip) {
       kind[i] = FETCH;
-      size[i] = s.size ?? NaN;
+      size[i] = estimates.size?.get(s.id) ?? s.size ?? NaN;
       const r = estimates.rate?.get(s.id) ?? s.rate ??
         (Number.isFinite(est) && est > 0 ? size[i]! / est : Infinity);
       rate[i] = r;

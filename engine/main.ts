@@ -15,6 +15,7 @@ if (import.meta.main) {
     cwd: Deno.env.get("INIT_CWD") ?? Deno.cwd(),
     stdout: write(Deno.stdout),
     stderr: write(Deno.stderr),
+    tty: Deno.stdout.isTerminal(),
   });
   Deno.exit(code);
 }

@@ -160,12 +160,24 @@ export function renderPlan(p: Plan): string {
 
 /** A summary table of several reports (a drill over a directory). */
 export function renderSummary(rows: { file: string; report?: Report; error?: string }[]): string {
-  const out = [["RUNBOOK", "TTR", "BTN", "OUTCOME"]];
+  const live = rows.some((r) => r.report?.prediction);
+  const out = [[
+    "RUNBOOK",
+    "TTR",
+    "BTN",
+    "OUTCOME",
+    ...(live ? ["PREDICTED TTR/BTN", "SERIAL TTR/BTN"] : []),
+  ]];
   for (const r of rows) {
+    const p = r.report?.prediction;
+    const extra = !live ? [] : [
+      p?.simulated ? `${t(p.simulated.ttr_s)} / ${t(p.simulated.btn_s)}` : "-",
+      p?.serial ? `${t(p.serial.ttr_s)} / ${t(p.serial.btn_s)}` : "-",
+    ];
     out.push(
       r.report
-        ? [r.file, t(r.report.ttr_s), t(r.report.btn_s), r.report.outcome]
-        : [r.file, "-", "-", r.error ?? "invalid"],
+        ? [r.file, t(r.report.ttr_s), t(r.report.btn_s), r.report.outcome, ...extra]
+        : [r.file, "-", "-", r.error ?? "invalid", ...extra.map(() => "-")],
     );
   }
   return "summary\n" + table(out);

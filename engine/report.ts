@@ -44,6 +44,14 @@ export interface Report {
   lower_bound: { ttr_s: number; btn_s: number };
   bytes: { total: number; on_demand: number; prefetched: number };
   steps: StepReport[];
+  /**
+   * Live runs: what the simulation predicted before the run, and what a serial restore would have
+   * taken with the durations and sizes the run measured (null when they cannot be computed).
+   */
+  prediction?: {
+    simulated: { ttr_s: number | null; btn_s: number | null } | null;
+    serial: { ttr_s: number | null; btn_s: number | null } | null;
+  };
 }
 
 /** What {@link buildReport} needs. */

@@ -90,7 +90,10 @@ export class Scheduler {
   #running = 0;
   #runLeft = 0;
   #serialLeft = 0;
+  /** Serial: 1 for run steps that wait for every fetch. */
   #serialGate: Uint8Array;
+  /** Serial: run steps ready but waiting for the last fetch. */
+  #held: number[] = [];
   #unfinished: number;
   #linkDirty = true;
   #aborted = false;
@@ -114,16 +117,18 @@ export class Scheduler {
     this.#runQueue = new IndexedHeap(n);
     this.#linkQueue = new IndexedHeap(n);
     this.#unfinished = n;
-    // Serial: run steps wait for every fetch that does not itself wait for a run step.
+    // Serial: a run step waits for every fetch, unless some fetch waits for it (a step that
+    // brings the backup site up must run before the data can come).
     this.#serialGate = new Uint8Array(n);
-    for (const i of graph.order) {
-      let gated = graph.kind[i] === FETCH ? 1 : 0;
-      for (let k = graph.needStart[i]!; k < graph.needStart[i + 1]!; k++) {
-        const j = graph.needList[k]!;
-        if (graph.kind[j] === RUN || !this.#serialGate[j]) gated = 0;
+    const leadsToFetch = new Uint8Array(n);
+    for (let o = n - 1; o >= 0; o--) {
+      const i = graph.order[o]!;
+      for (let k = graph.depStart[i]!; k < graph.depStart[i + 1]!; k++) {
+        const d = graph.depList[k]!;
+        if (graph.kind[d] === FETCH || leadsToFetch[d]) leadsToFetch[i] = 1;
       }
-      this.#serialGate[i] = gated;
-      this.#serialLeft += gated;
+      if (graph.kind[i] === FETCH) this.#serialLeft++;
+      else this.#serialGate[i] = leadsToFetch[i] ? 0 : 1;
     }
     for (let i = 0; i < n; i++) {
       if (graph.kind[i] === RUN) this.#runLeft++;
@@ -166,7 +171,6 @@ export class Scheduler {
     if (s === DONE || s === FAILED || s === SKIPPED || s === CANCELLED) return;
     this.#finish(i, DONE);
     const g = this.graph;
-    if (this.#serialGate[i]) this.#serialLeft--;
     for (let k = g.depStart[i]!; k < g.depStart[i + 1]!; k++) {
       const d = g.depList[k]!;
       if (g.kind[i] === RUN) this.#runNeedsLeft[d]!--;
@@ -225,8 +229,7 @@ export class Scheduler {
   /** The decisions the events so far lead to; call after each batch of events. */
   decide(): Decision[] {
     if (!this.#aborted) {
-      const gateOpen = this.strategy !== "serial" || this.#serialLeft === 0;
-      while (gateOpen && this.#running < this.#parallelism && this.#runQueue.size > 0) {
+      while (this.#running < this.#parallelism && this.#runQueue.size > 0) {
         const i = this.#runQueue.pop();
         this.#state[i] = RUNNING;
         this.#running++;
@@ -249,9 +252,18 @@ export class Scheduler {
       if (from === RUNNING) this.#running--;
       this.#runQueue.remove(i);
       if (this.#runLeft === 0 && this.strategy === "lazy") this.#admitAllFetches();
-    } else if (this.#linkQueue.has(i) || this.#share[i]! > 0) {
-      this.#linkQueue.remove(i);
-      this.#linkDirty = true;
+    } else {
+      if (this.#linkQueue.has(i) || this.#share[i]! > 0) {
+        this.#linkQueue.remove(i);
+        this.#linkDirty = true;
+      }
+      // Serial: the last fetch to finish, however it finished, lets the held run steps go.
+      if (--this.#serialLeft === 0) {
+        for (const r of this.#held) {
+          if (this.#state[r] === PENDING) this.#runQueue.push(r, this.#rank[r]!);
+        }
+        this.#held = [];
+      }
     }
   }
 
@@ -285,8 +297,11 @@ export class Scheduler {
       this.#out.push({ type: "thaw", step: i });
     }
     this.#ready[i] = 1;
-    if (g.kind[i] === RUN) this.#runQueue.push(i, this.#rank[i]!);
-    else if (this.#eligible(i)) this.#admit(i);
+    if (g.kind[i] === RUN) {
+      if (this.strategy === "serial" && this.#serialGate[i] && this.#serialLeft > 0) {
+        this.#held.push(i);
+      } else this.#runQueue.push(i, this.#rank[i]!);
+    } else if (this.#eligible(i)) this.#admit(i);
   }
 
   /** Demands every unfinished fetch `i` waits on, and the fetches those wait on. */

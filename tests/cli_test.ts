@@ -148,7 +148,7 @@ Deno.test("thaw exits 2 with a suggestion, when a flag or command is misspelt", 
 });
 
 Deno.test("thaw plan shows levels, critical path, bounds and every strategy, for a runbook", async () => {
-  const r = await thaw(["plan", "runbooks/instant-recovery.yaml"]);
+  const r = await thaw(["plan", "testdata/plans/instant-recovery.yaml"]);
   equal(r.code, 0, r.stderr);
   for (
     const want of [

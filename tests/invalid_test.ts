@@ -9,7 +9,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RunbookErrors, UsageError } from "../engine/errors.ts";
 import { readRunbook } from "../engine/load.ts";
@@ -248,18 +248,26 @@ function runbookFiles(dir: string): string[] {
   const out: string[] = [];
   for (const entry of Deno.readDirSync(dir)) {
     const full = join(dir, entry.name);
-    if (entry.isDirectory) out.push(...runbookFiles(full));
+    if (entry.isDirectory && !entry.name.startsWith(".")) out.push(...runbookFiles(full));
     else if (entry.isFile && /\.ya?ml$/.test(entry.name)) out.push(relative(ROOT, full));
   }
   return out.sort();
 }
 
 Deno.test("readRunbook() loads without error, when reading every runbook under runbooks/", async () => {
-  const files = runbookFiles(join(ROOT, "runbooks"));
-  assert.ok(files.length > 0, "no runbooks under runbooks/");
+  const files = [
+    ...runbookFiles(join(ROOT, "runbooks")),
+    ...runbookFiles(join(ROOT, "testdata/plans")),
+  ];
+  assert.ok(files.length > 3, "no runbooks under runbooks/ or testdata/plans/");
   for (const path of files) {
     const text = await Deno.readTextFile(join(ROOT, path));
-    assert.equal(text.split("\n")[0], SCHEMA_LINE, `${path}: first line`);
+    const schema = relative(dirname(join(ROOT, path)), join(ROOT, "runbooks/runbook.schema.json"));
+    const want = SCHEMA_LINE.replace(
+      "./runbook.schema.json",
+      schema.startsWith(".") ? schema : `./${schema}`,
+    );
+    assert.equal(text.split("\n")[0], want, `${path}: first line`);
     for (const drill of [false, true]) {
       const runbook = await readRunbook(path, { cwd: ROOT, drill }).catch((e: Error) =>
         assert.fail(`${path}${drill ? " (drill)" : ""} does not load:\n${e.message}`)

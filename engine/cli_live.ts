@@ -1,0 +1,337 @@
+/**
+ * The live commands of the CLI: `run`, `drill` (live), `resume`, `status`, `approve`, `cancel`.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import { UsageError } from "./errors.ts";
+import type { Estimates } from "./graph.ts";
+import { historyEstimates } from "./history.ts";
+import { fillGaps, runLive } from "./live.ts";
+import { renderChanges, TerminalView } from "./live_view.ts";
+import { readRunbook } from "./load.ts";
+import type { Runbook, Strategy } from "./model.ts";
+import { renderReport } from "./render.ts";
+import { newRunId, type Report } from "./report.ts";
+import { simulate } from "./simulate.ts";
+import { DEFAULT_STORE, openStore } from "./store/mod.ts";
+import type { RunRecord, RunState, Store } from "./store/types.ts";
+import { didYouMean } from "./suggest.ts";
+import { formatDuration } from "./units.ts";
+import { hostname } from "node:os";
+import { groupAlive, killGroup, processAlive } from "../steps/process.ts";
+
+/** What the live commands need from the CLI. */
+export interface LiveCliContext {
+  readonly cwd: string;
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** True when stdout is a terminal (the live table is drawn in place). */
+  readonly tty?: boolean;
+}
+
+/** Flags the live commands share. */
+export interface LiveFlags {
+  readonly strategy?: Strategy | undefined;
+  readonly vars: Record<string, string>;
+  readonly json: boolean;
+  readonly store?: string | undefined;
+}
+
+/** Opens the store named by `--store` (default `.thaw/state.db` under the user's directory). */
+export function storePath(ctx: LiveCliContext, flag: string | undefined): string {
+  if (flag && /^postgres(ql)?:\/\//.test(flag)) return flag;
+  return resolve(ctx.cwd, flag ?? DEFAULT_STORE);
+}
+
+/** The store, if its file exists (planning never creates one). */
+export async function existingStore(path: string): Promise<Store | undefined> {
+  try {
+    await Deno.stat(path);
+  } catch {
+    return undefined;
+  }
+  return await openStore(path);
+}
+
+/** Estimates from the store's history of `runbook`, when there is a store. */
+export async function storedEstimates(path: string, runbook: Runbook): Promise<Estimates> {
+  const store = await existingStore(path);
+  if (!store) return {};
+  try {
+    return await historyEstimates(store, runbook);
+  } finally {
+    await store.close();
+  }
+}
+
+/** The state of a run, telling an interrupted run (its engine is gone) from a running one. */
+export function runState(run: RunRecord, now = Date.now()): RunState {
+  if (run.state !== "running") return run.state;
+  const stale = now - run.heartbeatAt;
+  // On this host, the engine's process tells; elsewhere, its heartbeat does.
+  if (run.host === hostname()) {
+    return processAlive(run.pid) && stale < 60000 ? "running" : "interrupted";
+  }
+  return stale > 60000 ? "interrupted" : "running";
+}
+
+/** Runs one runbook live (a new run, or a resumed one) and returns its report. */
+export async function liveRun(
+  ctx: LiveCliContext,
+  store: Store,
+  rb: Runbook,
+  flags: LiveFlags,
+  logRoot: string,
+  resume?: RunRecord,
+): Promise<Report> {
+  const text = rb.text;
+  const sha = createHash("sha256").update(text).digest("hex");
+  if (resume && resume.fileSha256 !== sha) {
+    throw new UsageError(
+      `${rb.file} changed since run ${resume.id} started; resume needs the runbook as it was ` +
+        `(or start a new run with thaw ${resume.drill ? "drill" : "run"})`,
+    );
+  }
+  const estimates = await historyEstimates(store, rb);
+  let predicted: Report | null = null;
+  try {
+    predicted = simulate(rb, { strategy: flags.strategy, estimates });
+  } catch { /* no prediction without estimates */ }
+  const run = resume?.id ?? newRunId();
+  const ac = new AbortController();
+  const onSignal = () => ac.abort();
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  const view = !flags.json && ctx.tty ? new TerminalView(ctx.stdout) : undefined;
+  const plain = flags.json ? ctx.stderr : ctx.stdout;
+  const logs = new Map<string, Deno.FsFile>();
+  const logDir = join(logRoot, run);
+  await Deno.mkdir(logDir, { recursive: true });
+  if (!flags.json) {
+    plain(
+      `${rb.name}: ${resume ? "resuming" : "starting"} run ${run}` +
+        `${rb.drill ? " (drill)" : ""}; logs in ${logDir}\n`,
+    );
+  }
+  try {
+    const { report } = await runLive({
+      runbook: rb,
+      store,
+      run,
+      fileSha256: sha,
+      strategy: flags.strategy,
+      vars: flags.vars,
+      estimates,
+      signal: ac.signal,
+      ...(resume ? { resume } : {}),
+      output: (step) => {
+        let f = logs.get(step);
+        if (!f) {
+          f = Deno.openSync(join(logDir, `${step}.log`), { create: true, append: true });
+          logs.set(step, f);
+        }
+        const file = f;
+        return (chunk) => void file.writeSync(chunk);
+      },
+      onChange: (live, changes) => {
+        if (view) view.draw(live);
+        else if (changes.length) plain(renderChanges(live, changes));
+      },
+    });
+    const serial = serialEstimate(rb, report, estimates);
+    report.prediction = {
+      simulated: predicted ? { ttr_s: predicted.ttr_s, btn_s: predicted.btn_s } : null,
+      serial,
+    };
+    await store.updateRun(run, { report: JSON.stringify(report) });
+    return report;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    for (const f of logs.values()) f.close();
+  }
+}
+
+/** What a serial restore would have taken, with the durations and sizes this run measured. */
+function serialEstimate(
+  rb: Runbook,
+  report: Report,
+  history: Estimates,
+): { ttr_s: number | null; btn_s: number | null } | null {
+  if (report.outcome === "failed" || report.outcome === "cancelled") return null;
+  const duration = new Map<string, number>(), size = new Map<string, number>();
+  const rate = new Map<string, number>();
+  for (const s of report.steps) {
+    const took = (s.end_s ?? 0) - (s.start_s ?? 0);
+    if (s.kind === "run") duration.set(s.id, Math.max(0, took));
+    else {
+      size.set(s.id, s.bytes ?? 0);
+      const step = rb.steps.find((x) => x.id === s.id)!;
+      // Alone on the link, the source is at least as fast as it was while sharing it.
+      if (
+        step.kind === "fetch" && step.rate === undefined && took > 0 &&
+        !Number.isFinite(rb.bandwidth)
+      ) {
+        rate.set(s.id, (s.bytes ?? 0) / took);
+      }
+    }
+  }
+  try {
+    const r = simulate(rb, {
+      strategy: "serial",
+      estimates: fillGaps(rb, { ...history, duration, size, rate }),
+    });
+    return { ttr_s: r.ttr_s, btn_s: r.btn_s };
+  } catch {
+    return null;
+  }
+}
+
+/** `thaw status [RUN_ID] [--json]`. */
+export async function status(
+  ctx: LiveCliContext,
+  store: Store,
+  id: string | undefined,
+  json: boolean,
+): Promise<number> {
+  if (id === undefined) {
+    const runs = await store.listRuns(50);
+    const rows = runs.map((r) => ({
+      run: r.id,
+      runbook: r.runbook,
+      mode: r.mode,
+      state: runState(r),
+      drill: r.drill,
+      outcome: r.outcome,
+      started: new Date(r.startedAt).toISOString(),
+      ended: r.endedAt === null ? null : new Date(r.endedAt).toISOString(),
+    }));
+    if (json) {
+      ctx.stdout(JSON.stringify(rows) + "\n");
+      return 0;
+    }
+    if (!rows.length) {
+      ctx.stdout("no runs in this store yet (thaw run FILE or thaw drill start one)\n");
+      return 0;
+    }
+    const table = [["RUN", "RUNBOOK", "KIND", "STATE", "OUTCOME", "STARTED"]];
+    for (const r of rows) {
+      table.push([
+        r.run,
+        r.runbook,
+        r.drill ? "drill" : "run",
+        r.state,
+        r.outcome ?? "-",
+        r.started,
+      ]);
+    }
+    const w = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
+    ctx.stdout(
+      table.map((r) => r.map((c, k) => c.padEnd(w[k]!)).join("  ").trimEnd()).join("\n") + "\n",
+    );
+    return 0;
+  }
+  const run = await findRun(store, id);
+  const report = run.report ? JSON.parse(run.report) as Report : null;
+  if (json) {
+    ctx.stdout(
+      JSON.stringify({
+        ...report,
+        run: run.id,
+        runbook: run.runbook,
+        mode: run.mode,
+        state: runState(run),
+      }) + "\n",
+    );
+    return 0;
+  }
+  ctx.stdout(`run ${run.id} of ${run.runbook}: ${runState(run)}\n`);
+  if (report) ctx.stdout(renderReport(report) + "\n");
+  return 0;
+}
+
+async function findRun(store: Store, id: string): Promise<RunRecord> {
+  const run = await store.getRun(id);
+  if (run) return run;
+  const ids = (await store.listRuns(200)).map((r) => r.id);
+  const prefix = ids.filter((x) => x.startsWith(id.toUpperCase()));
+  if (prefix.length === 1) return (await store.getRun(prefix[0]!))!;
+  throw new UsageError(`no run ${id} in this store${didYouMean(id, ids)} (thaw status lists them)`);
+}
+
+/** `thaw approve RUN_ID STEP`. */
+export async function approve(
+  ctx: LiveCliContext,
+  store: Store,
+  id: string,
+  step: string,
+): Promise<number> {
+  const run = await findRun(store, id);
+  if (!run.steps.includes(step)) {
+    throw new UsageError(`run ${run.id} has no step "${step}"${didYouMean(step, run.steps)}`);
+  }
+  const state = runState(run);
+  if (state !== "running") {
+    throw new UsageError(`run ${run.id} is ${state}; there is nothing to approve`);
+  }
+  await store.addCommand(run.id, "approve", step);
+  ctx.stdout(`approved ${step} in run ${run.id}\n`);
+  return 0;
+}
+
+/** `thaw cancel RUN_ID`: through the store; the engine stops its steps within a moment. */
+export async function cancel(ctx: LiveCliContext, store: Store, id: string): Promise<number> {
+  const run = await findRun(store, id);
+  const state = runState(run);
+  if (state === "interrupted") {
+    // Nobody is running it: stop what it left behind and close it here.
+    for (const p of await store.processes(run.id)) {
+      if (groupAlive(p.pgid)) await killGroup(p.pgid, 2000).catch(() => {});
+      await store.removeProcess(run.id, p.step);
+    }
+    await store.updateRun(run.id, {
+      state: "cancelled",
+      outcome: "cancelled",
+      endedAt: Date.now(),
+    });
+    ctx.stdout(`run ${run.id} was interrupted; marked cancelled\n`);
+    return 0;
+  }
+  if (state !== "running") throw new UsageError(`run ${run.id} is already ${state}`);
+  await store.addCommand(run.id, "cancel");
+  for (let waited = 0; waited < 30000; waited += 200) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = await store.getRun(run.id);
+    if (now && now.state !== "running") {
+      ctx.stdout(`run ${run.id} ${now.state}\n`);
+      return 0;
+    }
+  }
+  ctx.stderr(`thaw: asked run ${run.id} to cancel; its engine has not confirmed yet\n`);
+  return 1;
+}
+
+/** Loads the runbook of a stored run again, as it was started. */
+export async function runbookOf(run: RunRecord): Promise<Runbook> {
+  return await readRunbook(run.file, {
+    cwd: dirname(run.file),
+    vars: { ...run.vars },
+    drill: run.drill,
+  });
+}
+
+/** A line comparing a live drill with its prediction and with a serial restore. */
+export function predictionLine(report: Report): string {
+  const p = report.prediction;
+  if (!p) return "";
+  const f = (
+    x: number | null | undefined,
+  ) => (x === null || x === undefined ? "-" : formatDuration(x));
+  const parts = [`live TTR ${f(report.ttr_s)}, BTN ${f(report.btn_s)}`];
+  if (p.simulated) parts.push(`predicted TTR ${f(p.simulated.ttr_s)}, BTN ${f(p.simulated.btn_s)}`);
+  else parts.push("no prediction (a step has no estimate nor history)");
+  if (p.serial) parts.push(`a serial restore: TTR ${f(p.serial.ttr_s)}, BTN ${f(p.serial.btn_s)}`);
+  return parts.join("; ");
+}

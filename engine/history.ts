@@ -1,0 +1,62 @@
+/**
+ * Estimates from history: a run step without `estimate`, or a fetch without `rate`, takes the
+ * median of its past live runs in the store, so each drill sharpens the next prediction.
+ *
+ * @module
+ */
+import type { Estimates } from "./graph.ts";
+import type { Runbook } from "./model.ts";
+import type { HistorySample, Store } from "./store/types.ts";
+
+/** The median of numbers (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Estimates for the steps of `runbook` that the runbook does not time itself, from past samples.
+ *
+ * @example
+ * ```ts
+ * import { estimatesFrom } from "./history.ts";
+ * import { parseRunbook } from "./load.ts";
+ * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true'}\n", "x.yaml");
+ * const e = estimatesFrom(rb, [
+ *   { run: "1", step: "a", seconds: 3, bytes: 0, endedAt: 1 },
+ *   { run: "2", step: "a", seconds: 5, bytes: 0, endedAt: 2 },
+ *   { run: "3", step: "a", seconds: 100, bytes: 0, endedAt: 3 },
+ * ]);
+ * console.assert(e.duration?.get("a") === 5);
+ * ```
+ */
+export function estimatesFrom(runbook: Runbook, samples: readonly HistorySample[]): Estimates {
+  const byStep = new Map<string, HistorySample[]>();
+  for (const s of samples) {
+    const list = byStep.get(s.step);
+    if (list) list.push(s);
+    else byStep.set(s.step, [s]);
+  }
+  const duration = new Map<string, number>(), rate = new Map<string, number>();
+  const size = new Map<string, number>();
+  for (const step of runbook.steps) {
+    const list = byStep.get(step.id);
+    if (!list?.length) continue;
+    if (step.kind === "run") {
+      if (step.estimate === undefined) duration.set(step.id, median(list.map((s) => s.seconds)));
+    } else {
+      const rates = list.filter((s) => s.seconds > 0 && s.bytes > 0).map((s) =>
+        s.bytes / s.seconds
+      );
+      if (step.rate === undefined && rates.length) rate.set(step.id, median(rates));
+      if (step.size === undefined) size.set(step.id, median(list.map((s) => s.bytes)));
+    }
+  }
+  return { duration, rate, size };
+}
+
+/** {@link estimatesFrom} the store's history of the runbook. */
+export async function historyEstimates(store: Store, runbook: Runbook): Promise<Estimates> {
+  return estimatesFrom(runbook, await store.history(runbook.name));
+}

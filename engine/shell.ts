@@ -1,0 +1,430 @@
+/**
+ * Substituting `${{ ... }}` values into shell commands, quoted for the place each one stands in.
+ *
+ * {@linkcode renderCommand} runs a small lexer over the literal text of a `run` command (bash
+ * syntax; POSIX `sh` agrees except where noted) to know the quoting context at each reference,
+ * then writes the value so that the shell reads it back as exactly that text, never as syntax:
+ *
+ * - **Bare** (also inside `${x:-...}` outside quotes): one single-quoted word, each `'` written
+ *   `'\''`; the empty value is `''`. Glued to other text (`--root=${{ vars.root }}/x`) it stays one
+ *   word. A comment (`#` at the start of a bare word) is quoted the same way, newlines as `'$'\n''`,
+ *   so the comment stays on its line.
+ * - **Double quotes** and **unquoted here-documents**: `\`, `$` and `` ` `` (and `"` inside double
+ *   quotes) get a backslash; newlines stay. Directly inside `${...}` within double quotes (or a
+ *   here-document) the value is written `"..."` with the same escapes, because bash pairs `'` there.
+ *   Inside `'...'` in such a `${...}` (quotes bash pairs, yet expands within), also each `'` is
+ *   written `'"'"'`.
+ * - **Single quotes**: each `'` is written `'\''`. **`$'...'`** (bash): `\` is written `\\` and `'`
+ *   as `'\'$'` (which `sh`, lacking `$'...'`, also reads safely).
+ * - **Arithmetic** (`$((...))`, `((...))`, `for ((...))`, `$[...]`, the subscript of `name[...]` and
+ *   `${name[...]}`, the offset of `${name:...}`): bash expands `$(...)` there even inside `'...'`,
+ *   so every character but letters, digits, `_.+-` and non-ASCII gets a backslash and newlines are
+ *   dropped: a number stays a number, anything else is an arithmetic error, never a command.
+ * - `$(...)` and `` `...` `` open a fresh bare context at any depth, within double quotes too.
+ *   Backquoted text is rendered on its own, then escaped for the backquotes around it.
+ * - Text that would change what the value means is neutralized: a dangling `\` before a reference
+ *   becomes `\\` (a literal backslash), a dangling `$` becomes `${-+$}` (a literal `$`), and
+ *   `$name` right before a reference is ended with `${-:+}` (which expands to nothing).
+ * - A here-document ends at a line equal to its delimiter. If a value would form such a line, an
+ *   empty `${-:+}` is put into the line; in a quoted here-document (`<<'EOF'`), where nothing can,
+ *   `renderCommand` throws instead: the one value it refuses.
+ *
+ * Quoting keeps a value one literal word; it cannot stop a command from treating its arguments as
+ * code (`eval`, `bash -c`, `ssh host cmd`, bash's `[[ x -eq y ]]`, `let`, `declare -i`).
+ *
+ * @module
+ */
+import type { Reference, ReferencePart, Template } from "./expressions.ts";
+
+type Item = string | ReferencePart;
+type Bare = {
+  kind: "bare";
+  sub: boolean; // `$(...)`, which `)` closes
+  parens: number;
+  cases: number; // open `case`s, whose patterns end with `)`
+  word: string; // the current word's plain characters; "\0" stands for anything else
+  prev: string; // the previous word
+  cmd: boolean; // the current word is in command position
+  start: boolean; // at the start of a word
+};
+type Param = { kind: "param"; quoted: boolean; head: 0 | 1 | 2 | 3 }; // head: where in `${#name[`
+type Arith = { kind: "arith"; close: "))" | "]" | "}"; depth: number };
+type Doc = {
+  kind: "doc";
+  delim: string;
+  quoted: boolean;
+  strip: boolean; // `<<-`
+  lineStart: number; // where the current line starts in the output
+  valueAt: number; // where the first value in the current line starts, or -1
+  guard?: string; // expands to nothing there
+};
+type Frame = Bare | Param | Arith | Doc | { kind: "dq" | "sq" | "ansi" | "psq" | "comment" };
+/** How a value is written in a context: opening text, escaping, closing text, a guard. */
+type Quoting = [open: string, body: (s: string) => string, close: string, guard?: string];
+
+const EMPTY = "${-:+}";
+const RESERVED = new Set(["then", "do", "else", "elif", "if", "while", "until", "!", "{", "time"]);
+const dq = (s: string) => s.replace(/[\\"$`]/g, "\\$&");
+const sq = (s: string) => s.replaceAll("'", "'\\''");
+// bash's parser takes `<(` inside `${...}` for a process substitution, even within "..."
+const dqp = (s: string) => dq(s).replace(/[<>]\(/g, (m) => m[0] + EMPTY + "(");
+
+/**
+ * Quotes `value` as one literal shell word: `'...'`, each `'` written `'\''`.
+ *
+ * @example
+ * ```ts
+ * import { shellQuote } from "./shell.ts";
+ * console.assert(shellQuote("it's") === "'it'\\''s'");
+ * console.assert(shellQuote("") === "''");
+ * ```
+ */
+export function shellQuote(value: string): string {
+  return `'${sq(value)}'`;
+}
+
+/**
+ * Renders a `run` command: literal text as written, each reference quoted for where it stands.
+ * Throws only when a value would end a quoted here-document early.
+ *
+ * @example
+ * ```ts
+ * import { parseTemplate } from "./expressions.ts";
+ * import { renderCommand } from "./shell.ts";
+ * const t = parseTemplate(`pg_restore "\${{ vars.root }}/db.dump" --role=\${{ vars.role }}`);
+ * if (!("parts" in t)) throw new Error("bad template");
+ * const values: Record<string, string> = { root: "/srv/$HOME", role: "it's; rm" };
+ * const cmd = renderCommand(t, (ref) => values[ref.name] ?? "");
+ * console.assert(cmd === `pg_restore "/srv/\\$HOME/db.dump" --role='it'\\''s; rm'`);
+ * ```
+ */
+export function renderCommand(template: Template, value: (ref: Reference) => string): string {
+  const items: Item[] = [];
+  for (const p of template.parts) typeof p === "string" ? items.push(...p) : items.push(p);
+  return new Lexer(items, value).run();
+}
+
+function quoting(f: Frame, inParam: boolean): Quoting {
+  const bare: Quoting = ["'", sq, "'", `'${EMPTY}'`];
+  switch (f.kind) {
+    case "bare":
+      return bare;
+    case "comment":
+      return ["'", (s) => sq(s).replaceAll("\n", () => "'$'\\n''"), "'"];
+    case "sq":
+      return ["", sq, "", `'${EMPTY}'`];
+    case "ansi":
+      return [
+        "",
+        (s) => s.replaceAll("\\", "\\\\").replaceAll("'", () => "'\\'$'"),
+        "",
+        `'${EMPTY}$'`,
+      ];
+    case "dq":
+      return ["", inParam ? dqp : dq, "", EMPTY];
+    case "psq":
+      return ["", (s) => dq(s).replaceAll("'", `'"'"'`), "", EMPTY];
+    case "param":
+      return f.quoted ? ['"', dqp, '"', EMPTY] : bare;
+    case "doc":
+      return f.quoted ? ["", (s) => s, ""] : ["", (s) => s.replace(/[\\$`]/g, "\\$&"), "", EMPTY];
+    case "arith":
+      return [
+        "",
+        (s) => s.replaceAll("\n", "").replace(/[^\w.+\-\u0080-\u{10FFFF}]/gu, "\\$&"),
+        "",
+      ];
+  }
+}
+
+/** Undoes shell quoting in a here-document's delimiter word; whether it was quoted. */
+function unquote(raw: string): [string, boolean] {
+  let s = "", q = "";
+  for (let k = 0; k < raw.length; k++) {
+    const c = raw[k]!;
+    if (q === "'") c === "'" ? (q = "") : (s += c);
+    else if (c === "\\" && (!q || /[\\"$`]/.test(raw[k + 1] ?? ""))) s += raw[++k] ?? "";
+    else if (c === "'" || c === '"') q = q ? "" : c;
+    else s += c;
+  }
+  return [s, /['"\\]/.test(raw)];
+}
+
+class Lexer {
+  out = "";
+  stack: Frame[] = [Lexer.bare(false)];
+  esc = false;
+  tail: "" | "$" | "name" = "";
+  pending: { delim: string; quoted: boolean; strip: boolean }[] = [];
+  cap: { frame: Bare; start: number; strip: boolean } | undefined;
+
+  /** `doc`: the here-document around backquotes, whose lines the rendering must not end. */
+  constructor(readonly items: Item[], readonly value: (ref: Reference) => string, doc?: Doc) {
+    if (doc && !doc.quoted) this.stack.unshift({ ...doc, lineStart: 0, valueAt: -1 });
+  }
+
+  static bare(sub: boolean): Bare {
+    return { kind: "bare", sub, parens: 0, cases: 0, word: "", prev: "", cmd: true, start: true };
+  }
+  get top(): Frame {
+    return this.stack[this.stack.length - 1]!;
+  }
+  at(k: number): string {
+    const x = this.items[k];
+    return typeof x === "string" ? x : "";
+  }
+  doc(): Doc | undefined {
+    return this.stack.findLast((f): f is Doc => f.kind === "doc");
+  }
+
+  run(): string {
+    for (let i = 0; i < this.items.length; i++) {
+      const it = this.items[i]!;
+      if (typeof it !== "string") this.reference(it.ref);
+      else i = this.char(it, i);
+    }
+    if (this.cap) this.finishCap();
+    const h = this.doc();
+    if (h) this.endLine(h);
+    return this.out;
+  }
+
+  reference(ref: Reference): void {
+    const v = this.value(ref);
+    if (this.esc) this.out += "\\"; // a dangling backslash stands for itself
+    else if (this.tail === "$") this.out += "{-+$}"; // so does a dangling "$"
+    else if (this.tail === "name") this.out += EMPTY; // ends the name of "$name"
+    this.esc = false;
+    this.tail = "";
+    if (this.cap && this.cap.start < 0) this.cap.start = this.out.length;
+    const f = this.top;
+    this.mark(f);
+    if (f.kind === "param") f.head = 3;
+    const bare = this.stack.findLastIndex((fr) => fr.kind === "bare");
+    this.lines(quoting(f, this.stack.slice(bare).some((fr) => fr.kind === "param")), v);
+  }
+
+  /** Appends a value as `q` writes it, minding the lines of a here-document it stands in. */
+  lines([open, body, close, guard]: Quoting, text: string): void {
+    const h = this.doc();
+    const lines = body(text).split("\n");
+    this.out += open;
+    lines.forEach((line, k) => {
+      if (k && h) this.endLine(h);
+      if (k) this.out += "\n";
+      if (h && (k || h.valueAt < 0)) {
+        [h.lineStart, h.valueAt, h.guard] = [
+          k ? this.out.length : h.lineStart,
+          this.out.length,
+          guard,
+        ];
+      }
+      // in a here-document, bash joins a line ending in `\` to the next, even within '...'
+      this.out += line +
+        (h && body === sq && k < lines.length - 1 && line.endsWith("\\") ? "''" : "");
+    });
+    this.out += close;
+  }
+
+  /** Ends a line of a here-document: true when it is the delimiter (and no value is in it). */
+  endLine(h: Doc): boolean {
+    const full = this.out.slice(h.lineStart);
+    const cont = !h.quoted && full.includes("\\\n");
+    const forms = cont ? [full.replaceAll("\\\n", ""), ...full.split("\\\n")] : [full];
+    const ends = (l: string) => (h.strip ? l.replace(/^\t+/, "") : l) === h.delim;
+    if (h.valueAt < 0) return ends(forms[0]!);
+    if (!forms.some(ends)) return false;
+    if (h.guard === undefined || cont) {
+      throw new Error(`a value would end the here-document early: a line equal to "${h.delim}"`);
+    }
+    this.out = this.out.slice(0, h.valueAt) + h.guard + this.out.slice(h.valueAt);
+    return false;
+  }
+
+  finishCap(): void {
+    const cap = this.cap!;
+    this.cap = undefined;
+    if (cap.start < 0) return;
+    const [delim, quoted] = unquote(this.out.slice(cap.start));
+    this.pending.push({ delim, quoted, strip: cap.strip });
+  }
+
+  /** Lexes the character `c` at `i`; returns the index of the last item consumed. */
+  char(c: string, i: number): number {
+    let f = this.top;
+    if (this.esc) {
+      this.esc = false;
+      if (c !== "\n") this.mark(f);
+      return this.put(c, i);
+    }
+    const tail = this.tail;
+    this.tail = "";
+    if (tail && (/[A-Za-z_]/.test(c) || (tail === "name" && /\d/.test(c)))) this.tail = "name";
+    const cap = this.cap;
+    if (cap && f === cap.frame && /[\s;&|()<>]/.test(c)) {
+      if (cap.start >= 0 || !/[ \t]/.test(c)) this.finishCap(); // blanks may precede the word
+    } else if (cap && cap.start < 0) cap.start = this.out.length;
+    if (c !== "\n") return this.dispatch(f, c, i);
+    if (f.kind === "comment") this.stack.pop(), f = this.top;
+    const h = this.doc();
+    const ends = h !== undefined && this.endLine(h) && h !== this.stack[0];
+    if (ends) this.stack.length = this.stack.indexOf(h);
+    i = ends ? this.put(c, i) : this.dispatch(f, c, i);
+    const next = this.doc(); // after a delimiter, the next here-document starts
+    if (next && (ends || next === h)) [next.lineStart, next.valueAt] = [this.out.length, -1];
+    return i;
+  }
+
+  put(text: string, i: number): number {
+    this.out += text;
+    return i;
+  }
+
+  /** Notes that the current bare word holds more than plain characters. */
+  mark(f: Frame): void {
+    if (f.kind === "bare") [f.start, f.word] = [false, f.word + "\0"];
+  }
+
+  dispatch(f: Frame, c: string, i: number): number {
+    switch (f.kind) {
+      case "bare":
+        return this.bareChar(f, c, i);
+      case "param":
+        return this.paramChar(f, c, i);
+      case "comment":
+        return this.put(c, i);
+      case "doc":
+        return f.quoted ? this.put(c, i) : this.expansion(f, c, i);
+      case "dq":
+        if (c === '"') this.stack.pop();
+        return c === '"' ? this.put(c, i) : this.expansion(f, c, i);
+      case "sq":
+      case "ansi":
+      case "psq": {
+        // bash pairs the quotes of `psq` without minding backslashes, yet expands inside
+        const esc = f.kind === "ansi" || (f.kind === "psq" && this.at(i + 1) !== "'");
+        if (c === "'") this.stack.pop();
+        else if (c === "\\") this.esc = esc;
+        else if (f.kind === "psq") return this.expansion(f, c, i);
+        return this.put(c, i);
+      }
+      case "arith": {
+        const close = f.close[0];
+        if (c === { "))": "(", "]": "[", "}": "{" }[f.close]) f.depth++;
+        else if (c === close && f.depth) f.depth--;
+        else if (c !== close) return this.expansion(f, c, i);
+        else if (this.stack.pop() && f.close === "))" && this.at(i + 1) === ")") {
+          return this.put("))", i + 1);
+        } else if (f.close === "}") this.stack.pop(); // ends the `${name:...}` too
+        return this.put(c, i);
+      }
+    }
+  }
+
+  /** `\`, `$...` and backquotes, where they are special; anything else is plain. */
+  expansion(f: Frame, c: string, i: number): number {
+    if (c === "`") return this.backquote(f, i);
+    if (c === "$") return this.dollar(f, i);
+    if (c === "\\") this.esc = true;
+    return this.put(c, i);
+  }
+
+  dollar(f: Frame, i: number): number {
+    const n = this.at(i + 1);
+    const quoted = !(f.kind === "bare" || (f.kind === "param" && !f.quoted));
+    const push = (fr: Frame | undefined, text: string) => {
+      if (fr) this.stack.push(fr);
+      return this.put(text, i + text.length - 1);
+    };
+    if (!quoted && n === "'") return push({ kind: "ansi" }, "$'");
+    if (!quoted && n === '"') return push({ kind: "dq" }, '$"');
+    if (n === "(" && this.at(i + 2) === "(") return push(arith("))"), "$((");
+    if (n === "(") return push(Lexer.bare(true), "$(");
+    if (n === "{") return push({ kind: "param", quoted, head: 0 }, "${");
+    if (n === "[") return push(arith("]"), "$[");
+    if (/[$@*#?!\-\d]/.test(n)) return push(undefined, "$" + n); // `$$`, `$#`, `$1`...
+    this.tail = "$";
+    return this.put("$", i);
+  }
+
+  /** A backquoted command: rendered on its own, then escaped for the backquotes around it. */
+  backquote(f: Frame, i: number): number {
+    const inDq = f.kind === "dq" || f.kind === "psq" || (f.kind === "param" && f.quoted);
+    let j = i + 1;
+    while (j < this.items.length && this.at(j) !== "`") j += this.at(j) === "\\" ? 2 : 1;
+    const inner: Item[] = [];
+    for (let k = i + 1; k < Math.min(j, this.items.length); k++) {
+      const n = this.at(k + 1);
+      const unescape = this.at(k) === "\\" && n && (/[\\`$]/.test(n) || (inDq && n === '"'));
+      inner.push(unescape ? this.items[++k]! : this.items[k]!);
+    }
+    const text = new Lexer(inner, this.value, this.doc()).run();
+    this.mark(f);
+    const enc = text.replace(inDq ? /[\\`$"]/g : /[\\`$]/g, "\\$&");
+    this.lines(["`", (s) => s, j < this.items.length ? "`" : ""], enc);
+    return j;
+  }
+
+  paramChar(f: Param, c: string, i: number): number {
+    if (f.head < 3 && c !== "}") {
+      const name = f.head < 2 && /\w/.test(c);
+      const special = f.head === 0 && /[@*?$-]/.test(c);
+      const sub = c === "[" || (c === ":" && !/[-=?+]/.test(this.at(i + 1)));
+      if (sub) this.stack.push(arith(c === "[" ? "]" : "}"));
+      if (name || special || sub || (f.head === 0 && /[#!]/.test(c))) {
+        f.head = name ? 1 : special || c === "[" ? 2 : c === ":" ? 3 : f.head;
+        return this.put(c, i);
+      }
+      f.head = 3;
+    }
+    if (c === "}") this.stack.pop();
+    else if (c === "'") this.stack.push({ kind: f.quoted ? "psq" : "sq" });
+    else if (c === '"') this.stack.push({ kind: "dq" });
+    else return this.expansion(f, c, i);
+    return this.put(c, i);
+  }
+
+  bareChar(f: Bare, c: string, i: number): number {
+    const n = this.at(i + 1);
+    if (/[\s;&|()<>]/.test(c)) this.endWord(f);
+    if (c === "\n") {
+      f.cmd = true;
+      this.out += c;
+      for (const p of this.pending.reverse()) {
+        this.stack.push({ kind: "doc", ...p, lineStart: this.out.length, valueAt: -1 });
+      }
+      this.pending = [];
+      return i;
+    }
+    if (c === "<" && n === "<") {
+      const here = this.at(i + 2) !== "<";
+      const strip = here && this.at(i + 2) === "-";
+      if (here) this.cap = { frame: f, start: -1, strip };
+      return this.put(here ? (strip ? "<<-" : "<<") : "<<<", i + (strip || !here ? 2 : 1));
+    }
+    if (c === "(" && n === "(" && f.start && (f.cmd || f.prev === "for")) {
+      this.stack.push(arith("))"));
+      return this.put("((", i + 1);
+    }
+    if (c === "\\" || c === "$" || c === "`") return this.mark(f), this.expansion(f, c, i);
+    if (c === "#" && f.start) this.stack.push({ kind: "comment" });
+    else if (c === ")" && f.sub && !f.parens && !f.cases) this.stack.pop();
+    else if (c === "(" || c === ")") f.parens = Math.max(0, f.parens + (c === "(" ? 1 : -1));
+    else if (c === "'" || c === '"') this.stack.push({ kind: c === "'" ? "sq" : "dq" });
+    else if (c === "[" && /^[A-Za-z_]\w*$/.test(f.word)) this.stack.push(arith("]"));
+    else if (!/[\s<>;&|]/.test(c)) [f.start, f.word] = [false, f.word + c];
+    if (/['"[]/.test(c)) this.mark(f);
+    if (/[;&|()]/.test(c)) f.cmd = true;
+    return this.put(c, i);
+  }
+
+  endWord(f: Bare): void {
+    f.start = true;
+    if (!f.word) return;
+    if (f.cmd && f.word === "case") f.cases++;
+    if (f.cmd && f.word === "esac" && f.cases) f.cases--;
+    [f.cmd, f.prev, f.word] = [RESERVED.has(f.word), f.word, ""];
+  }
+}
+
+const arith = (close: Arith["close"]): Arith => ({ kind: "arith", close, depth: 0 });

@@ -1,0 +1,14 @@
+/**
+ * The step kinds of thaw: run steps (commands in their own process group, readiness probes,
+ * background services) and fetch steps (data sets brought home), behind the interface in
+ * `types.ts`.
+ *
+ * @module
+ */
+export * from "./types.ts";
+export { runStep } from "./run.ts";
+export { formatMs, probe } from "./probe.ts";
+export type { ProbeContext, ProbeResult } from "./probe.ts";
+export { groupAlive, killGroup, processAlive, spawnGroup } from "./process.ts";
+export type { ExitStatus, Group, KillOutcome, SpawnOptions } from "./process.ts";
+export { fetchData } from "./fetch.ts";
