@@ -126,14 +126,14 @@ export async function liveRun(
       estimates,
       signal: ac.signal,
       ...(resume ? { resume } : {}),
-      output: (step) => {
+      output: (step) => (chunk) => {
+        // Opened on the first output only: most steps print nothing.
         let f = logs.get(step);
         if (!f) {
           f = Deno.openSync(join(logDir, `${step}.log`), { create: true, append: true });
           logs.set(step, f);
         }
-        const file = f;
-        return (chunk) => void file.writeSync(chunk);
+        f.writeSync(chunk);
       },
       onChange: (live, changes) => {
         if (view) view.draw(live);

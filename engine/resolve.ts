@@ -12,6 +12,9 @@ import { renderCommand } from "./shell.ts";
 import { UsageError } from "./errors.ts";
 import type { FetchSpec, ProbeSpec, RunSpec, SourceSpec } from "../steps/types.ts";
 
+/** The directory of the Deno running thaw. */
+const DENO_DIR = dirname(Deno.execPath());
+
 /** Resolves the steps of one run of a runbook. */
 export class Resolver {
   readonly runbook: Runbook;
@@ -108,7 +111,7 @@ export class Resolver {
     const env: Record<string, string> = { ...this.#processEnv, ...this.#env };
     for (const [k, t] of Object.entries(step.env)) env[k] = this.text(t);
     // The Deno that runs thaw is on PATH for steps, even when thaw was started through npx.
-    const denoDir = dirname(Deno.execPath());
+    const denoDir = DENO_DIR;
     const path = env.PATH ?? "/usr/local/bin:/usr/bin:/bin";
     if (!path.split(":").includes(denoDir)) env.PATH = `${path}:${denoDir}`;
     env.THAW_RUN_ID = this.run;

@@ -1,36 +1,39 @@
 /**
  * Substituting `${{ ... }}` values into shell commands, quoted for the place each one stands in.
  *
- * {@linkcode renderCommand} runs a small lexer over the literal text of a `run` command (bash
- * syntax; POSIX `sh` agrees except where noted) to know the quoting context at each reference,
- * then writes the value so that the shell reads it back as exactly that text, never as syntax:
+ * {@linkcode renderCommand} runs a small lexer over the literal text of a `run` command to know
+ * the quoting context at each reference, then writes the value so that the shell reads it back as
+ * exactly that text, never as syntax. The lexer follows bash, the engine's shell:
  *
- * - **Bare** (also inside `${x:-...}` outside quotes): one single-quoted word, each `'` written
- *   `'\''`; the empty value is `''`. Glued to other text (`--root=${{ vars.root }}/x`) it stays one
- *   word. A comment (`#` at the start of a bare word) is quoted the same way, newlines as `'$'\n''`,
- *   so the comment stays on its line.
- * - **Double quotes** and **unquoted here-documents**: `\`, `$` and `` ` `` (and `"` inside double
- *   quotes) get a backslash; newlines stay. Directly inside `${...}` within double quotes (or a
- *   here-document) the value is written `"..."` with the same escapes, because bash pairs `'` there.
- *   Inside `'...'` in such a `${...}` (quotes bash pairs, yet expands within), also each `'` is
- *   written `'"'"'`.
- * - **Single quotes**: each `'` is written `'\''`. **`$'...'`** (bash): `\` is written `\\` and `'`
- *   as `'\'$'` (which `sh`, lacking `$'...'`, also reads safely).
- * - **Arithmetic** (`$((...))`, `((...))`, `for ((...))`, `$[...]`, the subscript of `name[...]` and
- *   `${name[...]}`, the offset of `${name:...}`): bash expands `$(...)` there even inside `'...'`,
- *   so every character but letters, digits, `_.+-` and non-ASCII gets a backslash and newlines are
- *   dropped: a number stays a number, anything else is an arithmetic error, never a command.
- * - `$(...)` and `` `...` `` open a fresh bare context at any depth, within double quotes too.
- *   Backquoted text is rendered on its own, then escaped for the backquotes around it.
- * - Text that would change what the value means is neutralized: a dangling `\` before a reference
+ * - **Bare** (also in `${x:-...}` outside quotes): one single-quoted word, each `'` written `'\''`;
+ *   the empty value is `''`. Glued to other text (`--root=${{ vars.root }}/x`) it stays one word.
+ *   In a comment (`#` starting a bare word) the same, with newlines as `'$'\n''`, so that the
+ *   comment stays on its line.
+ * - **Double quotes** and **unquoted here-documents**: `\`, `$`, `` ` `` (and `"` in double quotes)
+ *   get a backslash; newlines stay. Directly in `${...}` within double quotes or a here-document,
+ *   the value is written `"..."` with those escapes (bash pairs `'` there, and takes `<(` for a
+ *   process substitution: `<(` is written `<${-:+}(`). In `'...'` within such a `${...}`, which
+ *   bash pairs yet expands inside, also `'` is written `'"'"'`.
+ * - **Single quotes**: each `'` is written `'\''`. In **`$'...'`**, `\` is written `\\` and `'` is
+ *   written `'\'$'` (which `sh`, lacking `$'...'`, also reads safely).
+ * - **Arithmetic** (`$((...))`, `((...))`, `for ((...))`, `$[...]`, the subscript in `name[...]`
+ *   and `${name[...]}`, the offset in `${name:...}`): bash expands `$(...)` there even inside
+ *   `'...'`, so every character but letters, digits, `_.+-` and non-ASCII gets a backslash and
+ *   newlines are dropped: a number stays a number, anything else is an arithmetic error.
+ * - `$(...)` and `` `...` `` open a fresh bare context at any depth, in double quotes too. The text
+ *   in backquotes is rendered on its own, then escaped for the backquotes around it.
+ * - Text that would change what a value means is neutralized: a dangling `\` before a reference
  *   becomes `\\` (a literal backslash), a dangling `$` becomes `${-+$}` (a literal `$`), and
  *   `$name` right before a reference is ended with `${-:+}` (which expands to nothing).
- * - A here-document ends at a line equal to its delimiter. If a value would form such a line, an
- *   empty `${-:+}` is put into the line; in a quoted here-document (`<<'EOF'`), where nothing can,
- *   `renderCommand` throws instead: the one value it refuses.
+ * - A here-document ends at a line equal to its delimiter: if a value would form such a line, a
+ *   `${-:+}` goes into the line. In a quoted here-document (`<<'EOF'`) nothing can, so
+ *   `renderCommand` throws: the one value it refuses (also when the line continues a `\` line).
  *
- * Quoting keeps a value one literal word; it cannot stop a command from treating its arguments as
- * code (`eval`, `bash -c`, `ssh host cmd`, bash's `[[ x -eq y ]]`, `let`, `declare -i`).
+ * Unknown text is plain text of its context; nothing is rejected. POSIX `sh` reads all of this the
+ * same, except bash-only syntax (`$'...'`, `$[...]`, `((...))`, arrays) and `'` within `"${...}"`,
+ * which `sh` takes literally: keep those out of commands run by `sh`. Quoting keeps a value one
+ * literal word; it cannot stop a command that runs its arguments as code (`eval`, `bash -c`,
+ * `ssh host cmd`, bash's `[[ x -eq y ]]` and `let`).
  *
  * @module
  */
@@ -57,6 +60,8 @@ type Doc = {
   lineStart: number; // where the current line starts in the output
   valueAt: number; // where the first value in the current line starts, or -1
   guard?: string; // expands to nothing there
+  comsub: boolean; // in `$(...)`, where bash 5.2 also ends it at a line starting the delimiter and holding `)`
+  cut?: number; // the item where such a line ends it
 };
 type Frame = Bare | Param | Arith | Doc | { kind: "dq" | "sq" | "ansi" | "psq" | "comment" };
 /** How a value is written in a context: opening text, escaping, closing text, a guard. */
@@ -68,15 +73,19 @@ const dq = (s: string) => s.replace(/[\\"$`]/g, "\\$&");
 const sq = (s: string) => s.replaceAll("'", "'\\''");
 // bash's parser takes `<(` inside `${...}` for a process substitution, even within "..."
 const dqp = (s: string) => dq(s).replace(/[<>]\(/g, (m) => m[0] + EMPTY + "(");
+const arithmetic = (s: string) =>
+  s.replaceAll("\n", "").replace(/[^\w.+\-\u0080-\u{10FFFF}]/gu, "\\$&");
+const ansi = (s: string) => s.replaceAll("\\", "\\\\").replaceAll("'", () => "'\\'$'");
 
 /**
  * Quotes `value` as one literal shell word: `'...'`, each `'` written `'\''`.
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { shellQuote } from "./shell.ts";
- * console.assert(shellQuote("it's") === "'it'\\''s'");
- * console.assert(shellQuote("") === "''");
+ * equal(shellQuote("it's"), "'it'\\''s'");
+ * equal(shellQuote(""), "''");
  * ```
  */
 export function shellQuote(value: string): string {
@@ -89,13 +98,14 @@ export function shellQuote(value: string): string {
  *
  * @example
  * ```ts
+ * import { equal } from "node:assert/strict";
  * import { parseTemplate } from "./expressions.ts";
  * import { renderCommand } from "./shell.ts";
  * const t = parseTemplate(`pg_restore "\${{ vars.root }}/db.dump" --role=\${{ vars.role }}`);
  * if (!("parts" in t)) throw new Error("bad template");
  * const values: Record<string, string> = { root: "/srv/$HOME", role: "it's; rm" };
  * const cmd = renderCommand(t, (ref) => values[ref.name] ?? "");
- * console.assert(cmd === `pg_restore "/srv/\\$HOME/db.dump" --role='it'\\''s; rm'`);
+ * equal(cmd, `pg_restore "/srv/\\$HOME/db.dump" --role='it'\\''s; rm'`);
  * ```
  */
 export function renderCommand(template: Template, value: (ref: Reference) => string): string {
@@ -104,37 +114,18 @@ export function renderCommand(template: Template, value: (ref: Reference) => str
   return new Lexer(items, value).run();
 }
 
+/** How a value is written where the lexer stands. */
 function quoting(f: Frame, inParam: boolean): Quoting {
-  const bare: Quoting = ["'", sq, "'", `'${EMPTY}'`];
-  switch (f.kind) {
-    case "bare":
-      return bare;
-    case "comment":
-      return ["'", (s) => sq(s).replaceAll("\n", () => "'$'\\n''"), "'"];
-    case "sq":
-      return ["", sq, "", `'${EMPTY}'`];
-    case "ansi":
-      return [
-        "",
-        (s) => s.replaceAll("\\", "\\\\").replaceAll("'", () => "'\\'$'"),
-        "",
-        `'${EMPTY}$'`,
-      ];
-    case "dq":
-      return ["", inParam ? dqp : dq, "", EMPTY];
-    case "psq":
-      return ["", (s) => dq(s).replaceAll("'", `'"'"'`), "", EMPTY];
-    case "param":
-      return f.quoted ? ['"', dqp, '"', EMPTY] : bare;
-    case "doc":
-      return f.quoted ? ["", (s) => s, ""] : ["", (s) => s.replace(/[\\$`]/g, "\\$&"), "", EMPTY];
-    case "arith":
-      return [
-        "",
-        (s) => s.replaceAll("\n", "").replace(/[^\w.+\-\u0080-\u{10FFFF}]/gu, "\\$&"),
-        "",
-      ];
-  }
+  if (f.kind === "bare" || (f.kind === "param" && !f.quoted)) return ["'", sq, "'", `'${EMPTY}'`];
+  if (f.kind === "param") return ['"', dqp, '"', EMPTY];
+  if (f.kind === "dq") return ["", inParam ? dqp : dq, "", EMPTY];
+  if (f.kind === "psq") return ["", (s) => dq(s).replaceAll("'", `'"'"'`), "", EMPTY];
+  if (f.kind === "sq") return ["", sq, "", `'${EMPTY}'`];
+  if (f.kind === "ansi") return ["", ansi, "", `'${EMPTY}$'`];
+  if (f.kind === "arith") return ["", arithmetic, ""];
+  if (f.kind === "doc" && f.quoted) return ["", (s) => s, ""];
+  if (f.kind === "doc") return ["", (s) => s.replace(/[\\$`]/g, "\\$&"), "", EMPTY];
+  return ["'", (s) => sq(s).replaceAll("\n", () => "'$'\\n''"), "'"]; // a comment
 }
 
 /** Undoes shell quoting in a here-document's delimiter word; whether it was quoted. */
@@ -173,6 +164,11 @@ class Lexer {
     const x = this.items[k];
     return typeof x === "string" ? x : "";
   }
+  /** Whether the current context is within a `${...}` (of the innermost command). */
+  inParam(): boolean {
+    return this.stack.slice(this.stack.findLastIndex((f) => f.kind === "bare"))
+      .some((f) => f.kind === "param");
+  }
   doc(): Doc | undefined {
     return this.stack.findLast((f): f is Doc => f.kind === "doc");
   }
@@ -200,8 +196,7 @@ class Lexer {
     const f = this.top;
     this.mark(f);
     if (f.kind === "param") f.head = 3;
-    const bare = this.stack.findLastIndex((fr) => fr.kind === "bare");
-    this.lines(quoting(f, this.stack.slice(bare).some((fr) => fr.kind === "param")), v);
+    this.lines(quoting(f, this.inParam()), v);
   }
 
   /** Appends a value as `q` writes it, minding the lines of a here-document it stands in. */
@@ -210,18 +205,15 @@ class Lexer {
     const lines = body(text).split("\n");
     this.out += open;
     lines.forEach((line, k) => {
-      if (k && h) this.endLine(h);
-      if (k) this.out += "\n";
-      if (h && (k || h.valueAt < 0)) {
-        [h.lineStart, h.valueAt, h.guard] = [
-          k ? this.out.length : h.lineStart,
-          this.out.length,
-          guard,
-        ];
+      if (k) {
+        if (h) this.endLine(h);
+        this.out += "\n";
+        if (h) [h.lineStart, h.valueAt] = [this.out.length, -1];
       }
+      if (h && h.valueAt < 0) [h.valueAt, h.guard] = [this.out.length, guard];
       // in a here-document, bash joins a line ending in `\` to the next, even within '...'
-      this.out += line +
-        (h && body === sq && k < lines.length - 1 && line.endsWith("\\") ? "''" : "");
+      const joins = h && body === sq && k < lines.length - 1 && line.endsWith("\\");
+      this.out += joins ? line + "''" : line;
     });
     this.out += close;
   }
@@ -231,14 +223,31 @@ class Lexer {
     const full = this.out.slice(h.lineStart);
     const cont = !h.quoted && full.includes("\\\n");
     const forms = cont ? [full.replaceAll("\\\n", ""), ...full.split("\\\n")] : [full];
-    const ends = (l: string) => (h.strip ? l.replace(/^\t+/, "") : l) === h.delim;
-    if (h.valueAt < 0) return ends(forms[0]!);
-    if (!forms.some(ends)) return false;
-    if (h.guard === undefined || cont) {
-      throw new Error(`a value would end the here-document early: a line equal to "${h.delim}"`);
+    const tabs = (l: string) => (h.strip ? /^\t*/.exec(l)![0].length : 0);
+    const end = tabs(full) + h.delim.length;
+    const exact = (l: string) =>
+      l.startsWith(h.delim, tabs(l)) && l.length === tabs(l) + h.delim.length;
+    const cut = (l: string) => h.comsub && l.startsWith(h.delim, tabs(l)) && l.includes(")");
+    if (h.valueAt < 0) return exact(forms[0]!);
+    if (!forms.some((l) => exact(l) || cut(l))) return false;
+    if (h.guard === undefined || cont || (cut(full) && h.valueAt >= h.lineStart + end)) {
+      throw new Error(`a value would end the here-document early: a line starting "${h.delim}"`);
     }
     this.out = this.out.slice(0, h.valueAt) + h.guard + this.out.slice(h.valueAt);
     return false;
+  }
+
+  /** At the start of a line of `h`: notes where bash 5.2 ends `h` early, if it does. */
+  scanLine(h: Doc, i: number): void {
+    let line = "", k = i + 1;
+    for (; k < this.items.length && this.at(k) !== "\n"; k++) {
+      if (!this.at(k)) break; // a value: `endLine` checks the rest
+      if (this.at(k) === "\\" && this.at(k + 1) === "\n" && !h.quoted) k++;
+      else line += this.at(k);
+    }
+    const tabs = h.strip ? /^\t*/.exec(line)![0].length : 0;
+    const prefix = line.startsWith(h.delim, tabs) && line.length > tabs + h.delim.length;
+    if (h.comsub && prefix && line.includes(")")) h.cut = i + 1 + tabs + h.delim.length;
   }
 
   finishCap(): void {
@@ -251,6 +260,8 @@ class Lexer {
 
   /** Lexes the character `c` at `i`; returns the index of the last item consumed. */
   char(c: string, i: number): number {
+    const cut = this.doc();
+    if (cut?.cut === i) this.stack.length = this.stack.indexOf(cut);
     let f = this.top;
     if (this.esc) {
       this.esc = false;
@@ -272,6 +283,7 @@ class Lexer {
     i = ends ? this.put(c, i) : this.dispatch(f, c, i);
     const next = this.doc(); // after a delimiter, the next here-document starts
     if (next && (ends || next === h)) [next.lineStart, next.valueAt] = [this.out.length, -1];
+    if (next) this.scanLine(next, i);
     return i;
   }
 
@@ -349,7 +361,8 @@ class Lexer {
 
   /** A backquoted command: rendered on its own, then escaped for the backquotes around it. */
   backquote(f: Frame, i: number): number {
-    const inDq = f.kind === "dq" || f.kind === "psq" || (f.kind === "param" && f.quoted);
+    // bash removes the backslash of `\"` only when the backquotes stand in "..." outside ${...}
+    const inDq = f.kind === "dq" && !this.inParam();
     let j = i + 1;
     while (j < this.items.length && this.at(j) !== "`") j += this.at(j) === "\\" ? 2 : 1;
     const inner: Item[] = [];
@@ -378,6 +391,8 @@ class Lexer {
       f.head = 3;
     }
     if (c === "}") this.stack.pop();
+    // bash pairs `'` in "${...}", other shells do not: without a pair, bash fails, so follow them
+    else if (c === "'" && f.quoted && !this.items.includes("'", i + 1)) return this.put(c, i);
     else if (c === "'") this.stack.push({ kind: f.quoted ? "psq" : "sq" });
     else if (c === '"') this.stack.push({ kind: "dq" });
     else return this.expansion(f, c, i);
@@ -391,7 +406,8 @@ class Lexer {
       f.cmd = true;
       this.out += c;
       for (const p of this.pending.reverse()) {
-        this.stack.push({ kind: "doc", ...p, lineStart: this.out.length, valueAt: -1 });
+        const comsub = this.stack.some((f) => f.kind === "bare" && f.sub);
+        this.stack.push({ kind: "doc", ...p, lineStart: this.out.length, valueAt: -1, comsub });
       }
       this.pending = [];
       return i;
@@ -401,6 +417,10 @@ class Lexer {
       const strip = here && this.at(i + 2) === "-";
       if (here) this.cap = { frame: f, start: -1, strip };
       return this.put(here ? (strip ? "<<-" : "<<") : "<<<", i + (strip || !here ? 2 : 1));
+    }
+    if ((c === "<" || c === ">") && n === "(") { // a process substitution: parsed as `$(...)`
+      this.stack.push(Lexer.bare(true));
+      return this.put(c + n, i + 1);
     }
     if (c === "(" && n === "(" && f.start && (f.cmd || f.prev === "for")) {
       this.stack.push(arith("))"));

@@ -47,6 +47,44 @@ export interface Group extends Spawned {
 /** What {@linkcode killGroup} found: nothing left, stopped by SIGTERM, or SIGKILL was needed. */
 export type KillOutcome = "gone" | "terminated" | "killed";
 
+const found = new Map<string, boolean>();
+/** Whether `shell` can be run: a path that exists, or a name found on `path`. */
+function findShell(shell: string, path: string, cwd: string): boolean {
+  const key = `${shell}\0${path}\0${shell.includes("/") ? cwd : ""}`;
+  let ok = found.get(key);
+  if (ok === undefined) {
+    const candidates = shell.includes("/")
+      ? [shell.startsWith("/") ? shell : `${cwd}/${shell}`]
+      : path.split(":").filter(Boolean).map((dir) => `${dir}/${shell}`);
+    ok = candidates.some((c) => {
+      try {
+        return Deno.statSync(c).isFile;
+      } catch {
+        return false;
+      }
+    });
+    found.set(key, ok);
+  }
+  return ok;
+}
+
+let setsid: string | null | undefined;
+/** Where `setsid` is, if this system has it (looked up once). */
+function setsidPath(): string | undefined {
+  if (setsid === undefined) {
+    setsid = null;
+    for (const dir of ["/usr/bin", "/bin", "/usr/local/bin"]) {
+      try {
+        if (Deno.statSync(`${dir}/setsid`).isFile) {
+          setsid = `${dir}/setsid`;
+          break;
+        }
+      } catch { /* not here */ }
+    }
+  }
+  return setsid ?? undefined;
+}
+
 /**
  * Runs `shell -c command` as the leader of a new process group (pgid = pid), with exactly
  * `options.env`, stdin from `/dev/null`. Throws (as `Deno.Command` does) when it cannot start:
@@ -63,12 +101,20 @@ export type KillOutcome = "gone" | "terminated" | "killed";
  * ```
  */
 export function spawnGroup(shell: string, command: string, options: SpawnOptions): Group {
-  const child = new Deno.Command(shell, {
-    args: ["-c", command],
+  // `setsid` (util-linux) makes the command a session and group leader in the same process, and
+  // lets Deno start it with posix_spawn; Deno's own `detached` forks the whole engine first, which
+  // costs milliseconds per step once the engine's heap has grown.
+  const viaSetsid = setsidPath() !== undefined;
+  // Through setsid a missing shell would show as exit 127; fail as Deno.Command does instead.
+  if (viaSetsid && !findShell(shell, options.env.PATH ?? Deno.env.get("PATH") ?? "", options.cwd)) {
+    throw new Deno.errors.NotFound(`Failed to spawn '${shell}': entity not found`);
+  }
+  const child = new Deno.Command(viaSetsid ? setsidPath()! : shell, {
+    args: viaSetsid ? [shell, "-c", command] : ["-c", command],
     cwd: options.cwd,
     env: { ...options.env },
     clearEnv: true,
-    detached: true,
+    detached: !viaSetsid,
     stdin: "null",
     stdout: options.stdout ? "piped" : "null",
     stderr: options.stderr ? "piped" : "null",
@@ -244,6 +290,18 @@ async function waitGone(pgid: number, ms: number): Promise<boolean> {
  */
 export async function killGroup(pgid: number, graceMs = 5000): Promise<KillOutcome> {
   assertGroupId(pgid);
+  // The cheap probe first (no /proc scan): a group that no longer exists cannot be signalled.
+  // SIGCONT is harmless to a running process, and wakes a stopped one for the SIGTERM.
+  if (!signalGroup(pgid, "SIGCONT")) {
+    // Started through setsid a moment ago, it may not lead its group yet: wait until it does.
+    let waited = 0;
+    while (processAlive(pgid) && !signalGroup(pgid, "SIGCONT")) {
+      if (waited > 2000) return "gone";
+      await new Promise((r) => setTimeout(r, 1));
+      waited++;
+    }
+    if (!processAlive(pgid) && !signalGroup(pgid, "SIGCONT")) return "gone";
+  }
   if (pgid === ownGroup()) throw new RangeError(`refusing to kill our own process group ${pgid}`);
   if (!groupAlive(pgid) || !signalGroup(pgid, "SIGTERM")) return "gone";
   signalGroup(pgid, "SIGCONT");

@@ -92,6 +92,7 @@ const HOSTILE = [
   "back\\slash\\",
   "\\'\\\"\\",
   "*",
+  "<(touch X)",
   "",
 ];
 
@@ -150,6 +151,23 @@ Deno.test("renderCommand() quotes for the expansion, when a value stands in ${..
   equal(render(`x "\${y:-'\${{ vars.v }}'}"`, "a'b"), `x "\${y:-'a'"'"'b'}"`);
 });
 
+Deno.test('renderCommand() keeps bash\'s parser on track, when a value stands in "${...}"', () => {
+  equal(render('x "${y:-${{ vars.v }}}"', "<(a"), 'x "${y:-"<${-:+}(a"}"');
+  equal(render('x "${y:-"${{ vars.v }}"}"', ">(a"), 'x "${y:-">${-:+}(a"}"');
+  equal(render('x "<(${{ vars.v }}"', "<(a"), 'x "<(<(a"');
+  equal(render(`x "\${y:-'}" \${{ vars.v }}`, "a b"), `x "\${y:-'}" 'a b'`);
+});
+
+Deno.test('renderCommand() reads special parameters whole, when "$" is followed by one', () => {
+  equal(render("x $${x#<<EOF\n${{ vars.v }}", "$(y)"), "x $${x#<<EOF\n\\$(y)"); // a here-document
+  equal(render('x "$#${{ vars.v }}"', "a"), 'x "$#a"');
+});
+
+Deno.test('renderCommand() unescapes \\" in backquotes as bash does, when they stand in "${...}"', () => {
+  equal(render('x "`y \\"${{ vars.v }}\\"`"', "a b"), 'x "`y \\"a b\\"`"');
+  equal(render('x "${y:-`z \\"${{ vars.v }}\\"`}"', "a b"), 'x "${y:-`z \\\\"\'a b\'\\\\"`}"');
+});
+
 Deno.test("renderCommand() escapes every symbol, when a value stands in arithmetic", () => {
   equal(render("echo $(( ${{ vars.v }} + 1 ))", "41"), "echo $(( 41 + 1 ))");
   equal(render("echo $(( ${{ vars.v }} ))", "a[$(x)]"), "echo $(( a\\[\\$\\(x\\)\\] ))");
@@ -198,7 +216,23 @@ Deno.test("renderCommand() throws, when a value would end a quoted here-document
     () => render("cat <<'EOF'\n${{ vars.v }}\nEOF", "x\nEOF\nrm -rf /"),
     /here-document early/,
   );
-  throws(() => render("cat <<\\EOF\n${{ vars.v }}EOF\nEOF", ""), /line equal to "EOF"/);
+  throws(() => render("cat <<\\EOF\n${{ vars.v }}EOF\nEOF", ""), /line starting "EOF"/);
+});
+
+Deno.test("renderCommand() keeps a here-document in $( ) open, when a value starts a line with its delimiter", async () => {
+  // bash 5.2 ends a here-document in $( ) at a line that starts with the delimiter and holds ")"
+  const src = "x=$(cat <<EOF\n${{ vars.v }}\nEOF\n)\nprintf '%s' \"$x\"";
+  for (const v of ["EOFtouch X)", "EOF)", "EOF", "a\nEOF; touch X #)", "EO\\\nF)"]) {
+    const r = await sh("bash", render(src, v));
+    deepEqual([r.out, r.files], [v, []], `${JSON.stringify(v)}: ${r.err}`);
+  }
+  throws(() => render("x=$(cat <<EOF\nEOF${{ vars.v }}\nEOF\n)", "a)"), /line starting "EOF"/);
+  equal(render("$(cat <<EOF\nEOF) ${{ vars.v }}", "a b"), "$(cat <<EOF\nEOF) 'a b'");
+  const r = await sh(
+    "bash",
+    render("x=$(cat <<EOF\nhi\nEOF)\nprintf '%s' ${{ vars.v }}\"$x\"", "a;touch X"),
+  );
+  deepEqual([r.out, r.files], ["a;touch Xhi", []], r.err);
 });
 
 Deno.test("renderCommand() leaves the text alone, when a template has no reference", () => {
