@@ -16,7 +16,10 @@ export function median(xs: readonly number[]): number {
 }
 
 /**
- * Estimates for the steps of `runbook` that the runbook does not time itself, from past samples.
+ * Estimates for the steps of `runbook` that the runbook does not time itself, from past samples:
+ * the median duration of a run step without `estimate`; for a fetch without `rate`, the median
+ * rate it achieved, when that is clearly below the link (else the link was the limit, not the
+ * source); for a fetch without `size`, the median bytes.
  *
  * @example
  * ```ts
@@ -49,7 +52,10 @@ export function estimatesFrom(runbook: Runbook, samples: readonly HistorySample[
       const rates = list.filter((s) => s.seconds > 0 && s.bytes > 0).map((s) =>
         s.bytes / s.seconds
       );
-      if (step.rate === undefined && rates.length) rate.set(step.id, median(rates));
+      // A fetch that ran at the link's cap says nothing about its source: only a rate clearly
+      // below the link's bandwidth is the source's own.
+      const r = rates.length ? median(rates) : NaN;
+      if (step.rate === undefined && r < 0.9 * runbook.bandwidth) rate.set(step.id, r);
       if (step.size === undefined) size.set(step.id, median(list.map((s) => s.bytes)));
     }
   }
