@@ -320,3 +320,31 @@ steps:
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("thaw drill --simulate times a step from history, when a live drill has run it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      join(dir, "rb.yaml"),
+      `runbook: 1
+name: learn
+steps:
+  - { id: slow, run: "sleep 0.3", milestone: up }
+`,
+    );
+    const before = await thaw(dir, ["drill", "--simulate", "rb.yaml"]);
+    equal(before.code, 2);
+    match(before.stderr, /run step "slow" has no estimate/);
+    const drill = await thaw(dir, ["drill", "rb.yaml", "--json"]);
+    equal(drill.code, 0, drill.stderr);
+    const measured = JSON.parse(drill.stdout).ttr_s;
+    const after = await thaw(dir, ["drill", "--simulate", "rb.yaml", "--json"]);
+    equal(after.code, 0, after.stderr);
+    const predicted = JSON.parse(after.stdout).ttr_s;
+    ok(predicted >= 0.3 && Math.abs(predicted - measured) < 0.01, `${predicted} vs ${measured}`);
+    const plan = await thaw(dir, ["plan", "rb.yaml", "--json"]);
+    equal(JSON.parse(plan.stdout).simulated.aggressive.ttr_s, predicted);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
