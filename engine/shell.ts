@@ -25,15 +25,17 @@
  * - Text that would change what a value means is neutralized: a dangling `\` before a reference
  *   becomes `\\` (a literal backslash), a dangling `$` becomes `${-+$}` (a literal `$`), and
  *   `$name` right before a reference is ended with `${-:+}` (which expands to nothing).
- * - A here-document ends at a line equal to its delimiter: if a value would form such a line, a
- *   `${-:+}` goes into the line. In a quoted here-document (`<<'EOF'`) nothing can, so
- *   `renderCommand` throws: the one value it refuses (also when the line continues a `\` line).
+ * - A here-document ends at a line equal to its delimiter (in `$(...)`, bash 5.2 ends it also at a
+ *   line starting with the delimiter and holding a `)`). If a value would form such a line, a
+ *   `${-:+}` goes into it before the delimiter; where nothing can (a quoted here-document like
+ *   `<<'EOF'`, a line the template starts with the delimiter), `renderCommand` throws: the one
+ *   case it refuses.
  *
  * Unknown text is plain text of its context; nothing is rejected. POSIX `sh` reads all of this the
- * same, except bash-only syntax (`$'...'`, `$[...]`, `((...))`, arrays) and `'` within `"${...}"`,
- * which `sh` takes literally: keep those out of commands run by `sh`. Quoting keeps a value one
- * literal word; it cannot stop a command that runs its arguments as code (`eval`, `bash -c`,
- * `ssh host cmd`, bash's `[[ x -eq y ]]` and `let`).
+ * same, except bash-only syntax (`$'...'`, `$[...]`, `((...))`, arrays, a here-document in `$(...)`
+ * ended by a line like `EOF)`) and `'` within `"${...}"`, which `sh` takes literally: keep those out
+ * of commands run by `sh`. Quoting keeps a value one literal word; it cannot stop a command that
+ * runs its arguments as code (`eval`, `bash -c`, `ssh host cmd`, bash's `[[ x -eq y ]]`, `let`).
  *
  * @module
  */
@@ -94,7 +96,7 @@ export function shellQuote(value: string): string {
 
 /**
  * Renders a `run` command: literal text as written, each reference quoted for where it stands.
- * Throws only when a value would end a quoted here-document early.
+ * Throws an `Error` only when a value would end a here-document early and nothing can prevent it.
  *
  * @example
  * ```ts
@@ -128,18 +130,9 @@ function quoting(f: Frame, inParam: boolean): Quoting {
   return ["'", (s) => sq(s).replaceAll("\n", () => "'$'\\n''"), "'"]; // a comment
 }
 
-/** Undoes shell quoting in a here-document's delimiter word; whether it was quoted. */
-function unquote(raw: string): [string, boolean] {
-  let s = "", q = "";
-  for (let k = 0; k < raw.length; k++) {
-    const c = raw[k]!;
-    if (q === "'") c === "'" ? (q = "") : (s += c);
-    else if (c === "\\" && (!q || /[\\"$`]/.test(raw[k + 1] ?? ""))) s += raw[++k] ?? "";
-    else if (c === "'" || c === '"') q = q ? "" : c;
-    else s += c;
-  }
-  return [s, /['"\\]/.test(raw)];
-}
+/** Undoes shell quoting in a here-document's delimiter word. */
+const unquote = (raw: string) =>
+  raw.replace(/'([^']*)'|\\(.)|"/gs, (_, q?: string, e?: string) => q ?? e ?? "");
 
 class Lexer {
   out = "";
@@ -151,7 +144,7 @@ class Lexer {
 
   /** `doc`: the here-document around backquotes, whose lines the rendering must not end. */
   constructor(readonly items: Item[], readonly value: (ref: Reference) => string, doc?: Doc) {
-    if (doc && !doc.quoted) this.stack.unshift({ ...doc, lineStart: 0, valueAt: -1 });
+    if (doc && !doc.quoted) this.stack.unshift({ ...doc, lineStart: 0, valueAt: -1, cut: -1 });
   }
 
   static bare(sub: boolean): Bare {
@@ -254,14 +247,14 @@ class Lexer {
     const cap = this.cap!;
     this.cap = undefined;
     if (cap.start < 0) return;
-    const [delim, quoted] = unquote(this.out.slice(cap.start));
-    this.pending.push({ delim, quoted, strip: cap.strip });
+    const raw = this.out.slice(cap.start);
+    this.pending.push({ delim: unquote(raw), quoted: /['"\\]/.test(raw), strip: cap.strip });
   }
 
   /** Lexes the character `c` at `i`; returns the index of the last item consumed. */
   char(c: string, i: number): number {
-    const cut = this.doc();
-    if (cut?.cut === i) this.stack.length = this.stack.indexOf(cut);
+    const d = this.doc();
+    if (d?.cut === i && d !== this.stack[0]) this.stack.length = this.stack.indexOf(d);
     let f = this.top;
     if (this.esc) {
       this.esc = false;
@@ -298,39 +291,26 @@ class Lexer {
   }
 
   dispatch(f: Frame, c: string, i: number): number {
-    switch (f.kind) {
-      case "bare":
-        return this.bareChar(f, c, i);
-      case "param":
-        return this.paramChar(f, c, i);
-      case "comment":
-        return this.put(c, i);
-      case "doc":
-        return f.quoted ? this.put(c, i) : this.expansion(f, c, i);
-      case "dq":
-        if (c === '"') this.stack.pop();
-        return c === '"' ? this.put(c, i) : this.expansion(f, c, i);
-      case "sq":
-      case "ansi":
-      case "psq": {
-        // bash pairs the quotes of `psq` without minding backslashes, yet expands inside
-        const esc = f.kind === "ansi" || (f.kind === "psq" && this.at(i + 1) !== "'");
-        if (c === "'") this.stack.pop();
-        else if (c === "\\") this.esc = esc;
-        else if (f.kind === "psq") return this.expansion(f, c, i);
-        return this.put(c, i);
-      }
-      case "arith": {
-        const close = f.close[0];
-        if (c === { "))": "(", "]": "[", "}": "{" }[f.close]) f.depth++;
-        else if (c === close && f.depth) f.depth--;
-        else if (c !== close) return this.expansion(f, c, i);
-        else if (this.stack.pop() && f.close === "))" && this.at(i + 1) === ")") {
-          return this.put("))", i + 1);
-        } else if (f.close === "}") this.stack.pop(); // ends the `${name:...}` too
-        return this.put(c, i);
-      }
+    if (f.kind === "bare") return this.bareChar(f, c, i);
+    if (f.kind === "param") return this.paramChar(f, c, i);
+    if (f.kind === "arith") {
+      if (c === { "))": "(", "]": "[", "}": "{" }[f.close]) f.depth++;
+      else if (c !== f.close[0]) return this.expansion(f, c, i);
+      else if (f.depth) f.depth--;
+      else if (this.stack.pop() && f.close === "))" && this.at(i + 1) === ")") {
+        return this.put("))", i + 1);
+      } else if (f.close === "}") this.stack.pop(); // ends the `${name:...}` too
+      return this.put(c, i);
     }
+    if (f.kind === "comment" || (f.kind === "doc" && f.quoted)) return this.put(c, i);
+    if (f.kind === "doc" || (f.kind === "dq" && c !== '"')) return this.expansion(f, c, i);
+    if (f.kind === "dq") this.stack.pop();
+    // in `sq`, `ansi`, `psq`: bash pairs the quotes of `psq` minding no backslash, but expands in it
+    else if (c === "'") this.stack.pop();
+    else if (c === "\\") {
+      this.esc = f.kind === "ansi" || (f.kind === "psq" && this.at(i + 1) !== "'");
+    } else if (f.kind === "psq") return this.expansion(f, c, i);
+    return this.put(c, i);
   }
 
   /** `\`, `$...` and backquotes, where they are special; anything else is plain. */
