@@ -20,6 +20,7 @@ import { didYouMean } from "./suggest.ts";
 import {
   approve,
   cancel,
+  findRun,
   liveRun,
   predictionLine,
   runbookOf,
@@ -191,9 +192,29 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
     }
     case "drill": {
       const files = await expand(positionals.length ? positionals : ["runbooks"], ctx.cwd);
-      const live = { ...options, store: values.store };
-      if (!values.simulate) return await liveDrill(files, ctx, live, values.report);
-      return drill(files, ctx, options, values.report, storePath(ctx, values.store));
+      if (!values.simulate) {
+        return await withStore(
+          ctx,
+          values.store,
+          (store, logs) =>
+            drill(
+              files,
+              ctx,
+              options,
+              values.report,
+              (rb) => liveRun(ctx, store, rb, { ...options, store: values.store }, logs),
+            ),
+        );
+      }
+      const path = storePath(ctx, values.store);
+      return await drill(
+        files,
+        ctx,
+        options,
+        values.report,
+        async (rb) =>
+          simulate(rb, { strategy: options.strategy, estimates: await storedEstimates(path, rb) }),
+      );
     }
     case "run": {
       if (positionals.length !== 1) {
@@ -210,15 +231,7 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
         throw new UsageError("resume takes a run id: thaw resume RUN_ID");
       }
       return await withStore(ctx, values.store, async (store, logs) => {
-        const runs = await store.listRuns(1000);
-        const run = runs.find((r) => r.id === positionals[0]!.toUpperCase());
-        if (!run) {
-          throw new UsageError(
-            `no run ${positionals[0]} in this store${
-              didYouMean(positionals[0]!, runs.map((r) => r.id))
-            }`,
-          );
-        }
+        const run = await findRun(store, positionals[0]!);
         const state = runState(run);
         if (state === "running") {
           throw new UsageError(
@@ -261,8 +274,8 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
     default:
       if (LATER.includes(command)) {
         throw new UsageError(
-          `${command} needs the live engine, which is not in this version yet; ` +
-            "see thaw plan and thaw drill --simulate",
+          `${command} (the HTTP status API) is not in this version yet; ` +
+            "thaw status shows the runs in the store",
         );
       }
       throw new UsageError(
@@ -273,46 +286,49 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
   }
 }
 
+/**
+ * `thaw drill`, simulated or live: each runbook in turn (with the drill overrides), then a
+ * summary table when there are several.
+ */
 async function drill(
   files: string[],
   ctx: CliContext,
-  options: { strategy: Strategy | undefined; vars: Record<string, string>; json: boolean },
+  options: { vars: Record<string, string>; json: boolean },
   reportFile: string | undefined,
-  store: string,
+  rehearse: (rb: Runbook) => Promise<Report>,
 ): Promise<number> {
   const reports: Report[] = [];
   const rows: { file: string; report?: Report; error?: string }[] = [];
   let code = 0;
-  const worst = (c: number) => {
-    // 2 (invalid) beats 1 (failed) beats 3 (missed) beats 0.
-    const order = [0, 3, 1, 2];
-    code = order.indexOf(c) > order.indexOf(code) ? c : code;
-  };
   for (const file of files) {
-    let rb: Runbook;
     let report: Report;
     try {
-      rb = await readRunbook(file, { cwd: ctx.cwd, vars: options.vars, drill: true });
-      report = simulate(rb, {
-        strategy: options.strategy,
-        estimates: await storedEstimates(store, rb),
-      });
+      const rb = await readRunbook(file, { cwd: ctx.cwd, vars: options.vars, drill: true });
+      report = await rehearse(rb);
     } catch (e) {
       if (!(e instanceof RunbookErrors || e instanceof SimulationError)) throw e;
       ctx.stderr(e.message + "\n");
       rows.push({ file, error: "invalid" });
-      worst(2);
+      code = worse(code, 2);
       continue;
     }
     reports.push(report);
     rows.push({ file, report });
-    worst(exitCode(report));
-    if (options.json) ctx.stdout(JSON.stringify(report) + "\n");
-    else ctx.stdout((rows.length > 1 ? "\n" : "") + renderReport(report) + "\n");
+    code = worse(code, exitCode(report));
+    printReport(ctx, report, options.json, rows.length > 1);
   }
   if (!options.json && files.length > 1) ctx.stdout("\n" + renderSummary(rows) + "\n");
   await writeReport(ctx, reportFile, reports);
   return code;
+}
+
+/** One report: a JSON line, or the terminal report (and, for a live run, its prediction). */
+function printReport(ctx: CliContext, report: Report, json: boolean, gap: boolean): void {
+  if (json) return ctx.stdout(JSON.stringify(report) + "\n");
+  const prediction = predictionLine(report);
+  ctx.stdout(
+    (gap ? "\n" : "") + renderReport(report) + "\n" + (prediction ? prediction + "\n" : ""),
+  );
 }
 
 /** Opens the store for a command, and closes it after. */
@@ -339,8 +355,7 @@ async function finishLive(
 ): Promise<number> {
   let code = 0;
   for (const r of reports) {
-    if (json) ctx.stdout(JSON.stringify(r) + "\n");
-    else ctx.stdout(renderReport(r) + "\n" + predictionLine(r) + "\n");
+    printReport(ctx, r, json, false);
     code = worse(code, exitCode(r));
   }
   await writeReport(ctx, reportFile, reports);
@@ -351,46 +366,6 @@ async function finishLive(
 function worse(a: number, b: number): number {
   const order = [0, 3, 1, 2];
   return order.indexOf(b) > order.indexOf(a) ? b : a;
-}
-
-/** `thaw drill` for real: each runbook in turn, then a summary table. */
-async function liveDrill(
-  files: string[],
-  ctx: CliContext,
-  options: {
-    strategy: Strategy | undefined;
-    vars: Record<string, string>;
-    json: boolean;
-    store?: string | undefined;
-  },
-  reportFile: string | undefined,
-): Promise<number> {
-  return await withStore(ctx, options.store, async (store, logs) => {
-    const rows: { file: string; report?: Report; error?: string }[] = [];
-    const reports: Report[] = [];
-    let code = 0;
-    for (const file of files) {
-      let rb: Runbook;
-      try {
-        rb = await readRunbook(file, { cwd: ctx.cwd, vars: options.vars, drill: true });
-      } catch (e) {
-        if (!(e instanceof RunbookErrors)) throw e;
-        ctx.stderr(e.message + "\n");
-        rows.push({ file, error: "invalid" });
-        code = worse(code, 2);
-        continue;
-      }
-      const report = await liveRun(ctx, store, rb, options, logs);
-      reports.push(report);
-      rows.push({ file, report });
-      if (options.json) ctx.stdout(JSON.stringify(report) + "\n");
-      else ctx.stdout(renderReport(report) + "\n" + predictionLine(report) + "\n\n");
-      code = worse(code, exitCode(report));
-    }
-    if (!options.json && files.length > 1) ctx.stdout(renderSummary(rows) + "\n");
-    await writeReport(ctx, reportFile, reports);
-    return code;
-  });
 }
 
 async function writeReport(ctx: CliContext, file: string | undefined, reports: Report[]) {

@@ -8,11 +8,11 @@ import { dirname, join, resolve } from "node:path";
 import { UsageError } from "./errors.ts";
 import type { Estimates } from "./graph.ts";
 import { historyEstimates } from "./history.ts";
-import { fillGaps, runLive } from "./live.ts";
+import { fillGaps, runLive, stopProcesses } from "./live.ts";
 import { renderChanges, TerminalView } from "./live_view.ts";
 import { readRunbook } from "./load.ts";
 import type { Runbook, Strategy } from "./model.ts";
-import { renderReport } from "./render.ts";
+import { renderReport, table as renderTable } from "./render.ts";
 import { newRunId, type Report } from "./report.ts";
 import { simulate } from "./simulate.ts";
 import { DEFAULT_STORE, openStore } from "./store/mod.ts";
@@ -20,7 +20,7 @@ import type { RunRecord, RunState, Store } from "./store/types.ts";
 import { didYouMean } from "./suggest.ts";
 import { formatDuration } from "./units.ts";
 import { hostname } from "node:os";
-import { groupAlive, killGroup, processAlive } from "../steps/process.ts";
+import { processAlive } from "../steps/process.ts";
 
 /** What the live commands need from the CLI. */
 export interface LiveCliContext {
@@ -116,7 +116,7 @@ export async function liveRun(
     );
   }
   try {
-    const { report } = await runLive({
+    const { report, measured } = await runLive({
       runbook: rb,
       store,
       run,
@@ -140,7 +140,7 @@ export async function liveRun(
         else if (changes.length) plain(renderChanges(live, changes));
       },
     });
-    const serial = serialEstimate(rb, report, estimates);
+    const serial = serialEstimate(rb, report, { ...estimates, ...measured });
     report.prediction = {
       simulated: predicted ? { ttr_s: predicted.ttr_s, btn_s: predicted.btn_s } : null,
       serial,
@@ -154,35 +154,15 @@ export async function liveRun(
   }
 }
 
-/** What a serial restore would have taken, with the durations and sizes this run measured. */
+/** What a serial restore would have taken, with what this run measured. */
 function serialEstimate(
   rb: Runbook,
   report: Report,
-  history: Estimates,
+  measured: Estimates,
 ): { ttr_s: number | null; btn_s: number | null } | null {
   if (report.outcome === "failed" || report.outcome === "cancelled") return null;
-  const duration = new Map<string, number>(), size = new Map<string, number>();
-  const rate = new Map<string, number>();
-  for (const s of report.steps) {
-    const took = (s.end_s ?? 0) - (s.start_s ?? 0);
-    if (s.kind === "run") duration.set(s.id, Math.max(0, took));
-    else {
-      size.set(s.id, s.bytes ?? 0);
-      const step = rb.steps.find((x) => x.id === s.id)!;
-      // Alone on the link, the source is at least as fast as it was while sharing it.
-      if (
-        step.kind === "fetch" && step.rate === undefined && took > 0 &&
-        !Number.isFinite(rb.bandwidth)
-      ) {
-        rate.set(s.id, (s.bytes ?? 0) / took);
-      }
-    }
-  }
   try {
-    const r = simulate(rb, {
-      strategy: "serial",
-      estimates: fillGaps(rb, { ...history, duration, size, rate }),
-    });
+    const r = simulate(rb, { strategy: "serial", estimates: fillGaps(rb, measured) });
     return { ttr_s: r.ttr_s, btn_s: r.btn_s };
   } catch {
     return null;
@@ -227,10 +207,7 @@ export async function status(
         r.started,
       ]);
     }
-    const w = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
-    ctx.stdout(
-      table.map((r) => r.map((c, k) => c.padEnd(w[k]!)).join("  ").trimEnd()).join("\n") + "\n",
-    );
+    ctx.stdout(renderTable(table, "") + "\n");
     return 0;
   }
   const run = await findRun(store, id);
@@ -252,7 +229,8 @@ export async function status(
   return 0;
 }
 
-async function findRun(store: Store, id: string): Promise<RunRecord> {
+/** The run `id` (or the one run whose id starts with it), or a usage error with suggestions. */
+export async function findRun(store: Store, id: string): Promise<RunRecord> {
   const run = await store.getRun(id);
   if (run) return run;
   const ids = (await store.listRuns(200)).map((r) => r.id);
@@ -287,10 +265,7 @@ export async function cancel(ctx: LiveCliContext, store: Store, id: string): Pro
   const state = runState(run);
   if (state === "interrupted") {
     // Nobody is running it: stop what it left behind and close it here.
-    for (const p of await store.processes(run.id)) {
-      if (groupAlive(p.pgid)) await killGroup(p.pgid, 2000).catch(() => {});
-      await store.removeProcess(run.id, p.step);
-    }
+    await stopProcesses(store, run.id, 2000);
     await store.updateRun(run.id, {
       state: "cancelled",
       outcome: "cancelled",

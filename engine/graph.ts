@@ -174,7 +174,7 @@ export interface Analysis {
  * over the link plus the shortest run-step chain that must follow the last fetch to land.
  */
 export function analyse(g: Graph): Analysis {
-  const { n, order, needStart, needList, depStart, depList, duration, kind } = g;
+  const { n, order, needStart, needList, duration, kind } = g;
   const level = new Int32Array(n);
   const eft = new Float64Array(n);
   const via = new Int32Array(n).fill(-1);
@@ -222,23 +222,8 @@ export function analyse(g: Graph): Analysis {
   const ttrEnd = ends(ttrTarget, hasMilestones), btnEnd = ends(all, false);
   const cpTtr = ttrEnd < 0 ? 0 : eft[ttrEnd]!, cpBtn = btnEnd < 0 ? 0 : eft[btnEnd]!;
 
-  // bl[i]: from the start of i to the end of the target, along the longest chain.
-  const bottom = (target: Uint8Array) => {
-    const bl = new Float64Array(n);
-    for (let o = n - 1; o >= 0; o--) {
-      const i = order[o]!;
-      if (!target[i]) continue;
-      let after = 0;
-      for (let k = depStart[i]!; k < depStart[i + 1]!; k++) {
-        const d = depList[k]!;
-        if (target[d]) after = Math.max(after, bl[d]!);
-      }
-      bl[i] = duration[i]! + after;
-    }
-    return bl;
-  };
-  const blTtr = hasMilestones ? bottom(ttrTarget) : bottom(all);
-  const blBtn = hasMilestones ? bottom(all) : blTtr;
+  const blTtr = bottomLevels(g, hasMilestones ? ttrTarget : all);
+  const blBtn = hasMilestones ? bottomLevels(g, all) : blTtr;
 
   const bytesBound = (target: Uint8Array) => {
     const after = tails(g, target);
@@ -292,6 +277,26 @@ export function analyse(g: Graph): Analysis {
     lowerBound,
     rank,
   };
+}
+
+/**
+ * For every step of `target`, the time from its start to the end of the target along its longest
+ * chain (0 outside the target).
+ */
+export function bottomLevels(g: Graph, target: Uint8Array): Float64Array {
+  const { n, order, depStart, depList, duration } = g;
+  const bl = new Float64Array(n);
+  for (let o = n - 1; o >= 0; o--) {
+    const i = order[o]!;
+    if (!target[i]) continue;
+    let after = 0;
+    for (let k = depStart[i]!; k < depStart[i + 1]!; k++) {
+      const d = depList[k]!;
+      if (target[d]) after = Math.max(after, bl[d]!);
+    }
+    bl[i] = duration[i]! + after;
+  }
+  return bl;
 }
 
 /** For every step, the longest run-step time that must follow its end within `target`. */

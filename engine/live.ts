@@ -14,7 +14,7 @@ import { analyse, buildGraph, type Estimates, FETCH, type Graph } from "./graph.
 import { LinkShaper } from "./link.ts";
 import type { FetchStep, Runbook, RunStep, Strategy } from "./model.ts";
 import { Recorder } from "./recorder.ts";
-import { buildReport, type Report } from "./report.ts";
+import { buildReport, type Report, sec } from "./report.ts";
 import { Resolver } from "./resolve.ts";
 import { type Decision, Scheduler } from "./scheduler.ts";
 import type { RunRecord, StepChange, StepStateName, Store } from "./store/types.ts";
@@ -110,7 +110,9 @@ type Finished =
  * Services started by `background` steps keep running when the run ends, except in a drill,
  * where the engine stops them.
  */
-export async function runLive(options: LiveOptions): Promise<{ report: Report; live: LiveRun }> {
+export async function runLive(
+  options: LiveOptions,
+): Promise<{ report: Report; live: LiveRun; measured: Estimates }> {
   const { runbook, store } = options;
   const clock = options.clock ?? realClock;
   const strategy = options.strategy ?? (options.resume?.strategy as Strategy) ?? runbook.strategy;
@@ -169,7 +171,7 @@ export async function runLive(options: LiveOptions): Promise<{ report: Report; l
     const s = live.steps[i]!;
     s.state = state;
     if (detail !== undefined) s.detail = detail;
-    changes.push({ step: s.id, state, at: round(now()), ...(detail ? { detail } : {}) });
+    changes.push({ step: s.id, state, at: sec(now()), ...(detail ? { detail } : {}) });
   };
   const finish = (f: Finished) => {
     finished.push(f);
@@ -384,13 +386,14 @@ export async function runLive(options: LiveOptions): Promise<{ report: Report; l
   if (runbook.drill) {
     await Promise.all(services.map((s) => s.stop()));
     // Services a killed engine of this run had started, found again on resume.
-    for (const p of await store.processes(runId)) {
-      await killGroup(p.pgid, 5000).catch(() => {});
-      await store.removeProcess(runId, p.step);
-    }
+    await stopProcesses(store, runId, 5000);
   }
   // The bounds of the run as it went: its measured durations and sizes, not the estimates.
-  lowerBound = measuredBound(runbook, graph, recorder, options.estimates);
+  const measured = measuredEstimates(runbook, graph, recorder, options.estimates);
+  const { duration, size } = measured;
+  lowerBound = analyse(
+    buildGraph(runbook, fillGaps(runbook, { ...options.estimates, duration, size })),
+  ).lowerBound;
   const final = report();
   live.report = final;
   const state = final.outcome === "cancelled"
@@ -405,25 +408,36 @@ export async function runLive(options: LiveOptions): Promise<{ report: Report; l
     report: JSON.stringify(final),
     outcome: final.outcome,
   });
-  return { report: final, live };
+  return { report: final, live, measured };
 }
 
-/** Lower bounds of TTR and BTN with the durations and sizes a run measured. */
-function measuredBound(
+/**
+ * What a run measured, over `base`'s durations and sizes: each finished run step's duration and
+ * each fetch's bytes; and, on a link without limit, each fetch's achieved rate where the runbook
+ * gives none (alone on the link, its source is at least as fast as it was while sharing it).
+ */
+function measuredEstimates(
   runbook: Runbook,
   graph: Graph,
   recorder: Recorder,
-  estimates: Estimates = {},
-): { ttr: number; btn: number } {
-  const duration = new Map(estimates.duration), size = new Map(estimates.size);
+  base: Estimates = {},
+): Required<Estimates> {
+  const duration = new Map(base.duration), size = new Map(base.size);
+  const rate = new Map<string, number>();
   for (let i = 0; i < graph.n; i++) {
     const start = recorder.start[i]!, end = recorder.end[i]!;
     if (Number.isNaN(start) || Number.isNaN(end)) continue;
-    if (graph.kind[i] === FETCH) size.set(graph.ids[i]!, recorder.bytes[i]!);
-    else if (!graph.skipped[i]) duration.set(graph.ids[i]!, end - start);
+    const id = graph.ids[i]!, step = runbook.steps[i]!;
+    if (graph.kind[i] !== FETCH) {
+      if (!graph.skipped[i]) duration.set(id, end - start);
+      continue;
+    }
+    size.set(id, recorder.bytes[i]!);
+    if (step.kind === "fetch" && step.rate === undefined && end > start) {
+      if (!Number.isFinite(runbook.bandwidth)) rate.set(id, recorder.bytes[i]! / (end - start));
+    }
   }
-  return analyse(buildGraph(runbook, fillGaps(runbook, { ...estimates, duration, size })))
-    .lowerBound;
+  return { duration, size, rate };
 }
 
 /** The fetches step `i` still waits for (what a frozen step waits for). */
@@ -434,11 +448,6 @@ function missingFetches(graph: Graph, scheduler: Scheduler, i: number): string[]
     if (graph.kind[j] === FETCH && scheduler.state(j) !== "done") out.push(graph.ids[j]!);
   }
   return out;
-}
-
-/** Rounds seconds to the millisecond. */
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }
 
 /**
@@ -454,6 +463,23 @@ export function fillGaps(runbook: Runbook, estimates: Estimates = {}): Estimates
   return { ...estimates, duration, size };
 }
 
+/**
+ * Stops the process groups the store records for run `run` (all but those of the steps `keep`
+ * says to leave running) and forgets them.
+ */
+export async function stopProcesses(
+  store: Store,
+  run: string,
+  graceMs: number,
+  keep: (step: string) => boolean = () => false,
+): Promise<void> {
+  for (const p of await store.processes(run)) {
+    if (keep(p.step)) continue;
+    await killGroup(p.pgid, graceMs).catch(() => {});
+    await store.removeProcess(run, p.step);
+  }
+}
+
 /** Restores what a killed engine had done: done steps stay done, everything else runs again. */
 async function resumeState(
   record: RunRecord,
@@ -466,11 +492,7 @@ async function resumeState(
   const steps = new Map((await store.steps(record.id)).map((s) => [s.step, s]));
   // Stop whatever the killed engine's unfinished steps left running; services of done steps
   // stay up (they are the recovered service).
-  for (const p of await store.processes(record.id)) {
-    if (steps.get(p.step)?.state === "done") continue;
-    await killGroup(p.pgid, 2000).catch(() => {});
-    await store.removeProcess(record.id, p.step);
-  }
+  await stopProcesses(store, record.id, 2000, (step) => steps.get(step)?.state === "done");
   const progress = new Map((await store.progress(record.id)).map((p) => [p.step, p]));
   const changes: StepChange[] = [];
   for (const i of graph.order) {
@@ -488,7 +510,7 @@ async function resumeState(
       changes.push({
         step: id,
         state: "pending",
-        at: (Date.now() - record.startedAt) / 1000,
+        at: sec((Date.now() - record.startedAt) / 1000),
         detail: "resumed",
       });
     }

@@ -6,6 +6,7 @@
  */
 import type { LiveRun, LiveStep } from "./live.ts";
 import type { StepChange } from "./store/types.ts";
+import { table } from "./render.ts";
 import { formatBytes, formatDuration } from "./units.ts";
 
 /** Most step rows in the live table; the rest are summarised. */
@@ -65,8 +66,7 @@ export function renderLiveTable(live: LiveRun): string {
     const detail = s.detail ? (info ? `  ${s.detail}` : s.detail) : "";
     rows.push([s.id, s.kind, s.state, (info + detail).slice(0, 100)]);
   }
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const lines = rows.map((r) => "  " + r.map((c, k) => c.padEnd(widths[k]!)).join("  ").trimEnd());
+  const lines = table(rows).split("\n");
   if (live.steps.length > shown.length) {
     lines.push(`  ... and ${live.steps.length - shown.length} more steps`);
   }

@@ -6,7 +6,7 @@
  */
 import type { Estimates } from "./graph.ts";
 import type { Runbook, Strategy } from "./model.ts";
-import type { Report } from "./report.ts";
+import { type Report, sec } from "./report.ts";
 import { STRATEGIES } from "./schema.ts";
 import { planGraph, simulatedReport, simulateGraph } from "./simulate.ts";
 
@@ -56,8 +56,8 @@ export function plan(runbook: Runbook, estimates?: Estimates): Plan {
     levels: analysis.levels.map(ids),
     critical_path: { ttr: ids(analysis.criticalPath.ttr), btn: ids(analysis.criticalPath.btn) },
     lower_bound: {
-      ttr_s: Math.round(analysis.lowerBound.ttr * 1000) / 1000,
-      btn_s: Math.round(analysis.lowerBound.btn * 1000) / 1000,
+      ttr_s: sec(analysis.lowerBound.ttr),
+      btn_s: sec(analysis.lowerBound.btn),
     },
     strategy: runbook.strategy,
     simulated,

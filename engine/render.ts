@@ -15,7 +15,8 @@ const t = (
   s: number | null | undefined,
 ) => (s === null || s === undefined ? "-" : formatDuration(s));
 
-function table(rows: string[][], indent = "  "): string {
+/** Rows as aligned columns, two spaces apart, each line indented by `indent`. */
+export function table(rows: string[][], indent = "  "): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   return rows.map((r) => indent + r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd())
     .join("\n");

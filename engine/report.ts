@@ -66,8 +66,8 @@ export interface ReportInput {
   readonly run?: string | undefined;
 }
 
-/** Rounds seconds to the millisecond for the report. */
-function sec(x: number): number {
+/** Rounds seconds to the millisecond, as reports and the store keep them. */
+export function sec(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 

@@ -1,14 +1,8 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { fromFileUrl } from "./paths.ts";
+import { childEnv, fromFileUrl } from "./paths.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const MAIN = ROOT + "engine/main.ts";
-
-function withoutInitCwd(): Record<string, string> {
-  const env = Deno.env.toObject();
-  delete env.INIT_CWD;
-  return env;
-}
 
 /** Runs the real CLI in a child process. */
 async function thaw(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
@@ -17,7 +11,7 @@ async function thaw(args: string[], options: { cwd?: string; env?: Record<string
     cwd: options.cwd ?? ROOT,
     // `deno task test` sets INIT_CWD for us; each test decides whether the child sees one.
     clearEnv: true,
-    env: { ...withoutInitCwd(), NO_COLOR: "1", ...options.env },
+    env: { ...childEnv(), ...options.env },
     stdin: "null",
   }).output();
   const d = new TextDecoder();

@@ -14,7 +14,7 @@ import { openStore } from "../engine/store/mod.ts";
 import type { Store } from "../engine/store/types.ts";
 import { processAlive } from "../steps/process.ts";
 import { startBackupServer } from "./http_backup_server.ts";
-import { fromFileUrl } from "./paths.ts";
+import { childEnv, fromFileUrl } from "./paths.ts";
 
 const MAIN = fromFileUrl(new URL("../engine/main.ts", import.meta.url));
 
@@ -141,11 +141,15 @@ steps:
   }
 });
 
-/** This process's environment, without the `INIT_CWD` that `deno task` sets. */
-function env(): Record<string, string> {
-  const e = Deno.env.toObject();
-  delete e.INIT_CWD;
-  return { ...e, NO_COLOR: "1" };
+/** Runs `body` in a fresh directory holding `rb.yaml` with `runbook`, then removes it. */
+async function inDir(runbook: string, body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(join(dir, "rb.yaml"), runbook);
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 /** The engine in a child process, in its own process group (so a test can kill it all). */
@@ -154,7 +158,7 @@ function engine(dir: string, args: string[]) {
     args: ["run", "--allow-all", MAIN, ...args, "--store", join(dir, "state.db")],
     cwd: dir,
     clearEnv: true,
-    env: env(),
+    env: childEnv(),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -169,7 +173,7 @@ async function thaw(dir: string, args: string[]) {
     args: ["run", "--allow-all", MAIN, ...args, "--store", join(dir, "state.db")],
     cwd: dir,
     clearEnv: true,
-    env: env(),
+    env: childEnv(),
     stdin: "null",
   }).output();
   const d = new TextDecoder();
@@ -199,74 +203,66 @@ async function waitFor<T>(
 const firstRun = async (s: Store) => (await s.listRuns(1))[0];
 
 Deno.test("thaw cancel stops a run from another process, when a step is running", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(
-      join(dir, "rb.yaml"),
-      `runbook: 1
+  await inDir(
+    `runbook: 1
 name: long
 steps:
   - { id: wait, run: "echo $$ > pid; sleep 100 & echo $! >> pid; wait" }
   - { id: after, needs: [wait], run: "touch after" }
 `,
-    );
-    const { output } = engine(dir, ["run", "rb.yaml"]);
-    const run = await waitFor(dir, async (s) => {
-      const r = await firstRun(s);
-      const steps = r ? await s.steps(r.id) : [];
-      return steps.some((x) => x.step === "wait" && x.state === "running") &&
-          (await exists(join(dir, "pid")))
-        ? r
-        : undefined;
-    });
-    const c = await thaw(dir, ["cancel", run!.id]);
-    equal(c.code, 0, c.stderr);
-    const done = await output;
-    equal(done.code, 1, new TextDecoder().decode(done.stderr));
-    const pids = (await Deno.readTextFile(join(dir, "pid"))).trim().split("\n").map(Number);
-    for (const pid of pids) {
-      // Zombies awaiting their reaper do not count: they run nothing.
-      equal(processAlive(pid), false, `pid ${pid} left`);
-    }
-    equal(await exists(join(dir, "after")), false);
-    const status = await thaw(dir, ["status", "--json"]);
-    const runs = JSON.parse(status.stdout);
-    equal(runs[0].run, run!.id);
-    equal(runs[0].state, "cancelled");
-    deepEqual(Object.keys(runs[0]).slice(0, 4), ["run", "runbook", "mode", "state"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    async (dir) => {
+      const { output } = engine(dir, ["run", "rb.yaml"]);
+      const run = await waitFor(dir, async (s) => {
+        const r = await firstRun(s);
+        const steps = r ? await s.steps(r.id) : [];
+        return steps.some((x) => x.step === "wait" && x.state === "running") &&
+            (await exists(join(dir, "pid")))
+          ? r
+          : undefined;
+      });
+      const c = await thaw(dir, ["cancel", run!.id]);
+      equal(c.code, 0, c.stderr);
+      const done = await output;
+      equal(done.code, 1, new TextDecoder().decode(done.stderr));
+      const pids = (await Deno.readTextFile(join(dir, "pid"))).trim().split("\n").map(Number);
+      for (const pid of pids) {
+        // Zombies awaiting their reaper do not count: they run nothing.
+        equal(processAlive(pid), false, `pid ${pid} left`);
+      }
+      equal(await exists(join(dir, "after")), false);
+      const status = await thaw(dir, ["status", "--json"]);
+      const runs = JSON.parse(status.stdout);
+      equal(runs[0].run, run!.id);
+      equal(runs[0].state, "cancelled");
+      deepEqual(Object.keys(runs[0]).slice(0, 4), ["run", "runbook", "mode", "state"]);
+    },
+  );
 });
 
 Deno.test("thaw approve lets a waiting step run, when given from another process", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(
-      join(dir, "rb.yaml"),
-      `runbook: 1
+  await inDir(
+    `runbook: 1
 name: gated
 steps:
   - { id: cutover, run: "touch cut", approval: "Switch traffic?" }
 `,
-    );
-    const { output } = engine(dir, ["run", "rb.yaml"]);
-    const run = await waitFor(dir, async (s) => {
-      const r = await firstRun(s);
-      const steps = r ? await s.steps(r.id) : [];
-      return steps.some((x) => x.detail?.startsWith("waiting for approval")) ? r : undefined;
-    });
-    equal(await exists(join(dir, "cut")), false);
-    const bad = await thaw(dir, ["approve", run!.id, "cutovr"]);
-    equal(bad.code, 2);
-    match(bad.stderr, /did you mean "cutover"/);
-    const a = await thaw(dir, ["approve", run!.id, "cutover"]);
-    equal(a.code, 0, a.stderr);
-    equal((await output).code, 0);
-    equal(await exists(join(dir, "cut")), true);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    async (dir) => {
+      const { output } = engine(dir, ["run", "rb.yaml"]);
+      const run = await waitFor(dir, async (s) => {
+        const r = await firstRun(s);
+        const steps = r ? await s.steps(r.id) : [];
+        return steps.some((x) => x.detail?.startsWith("waiting for approval")) ? r : undefined;
+      });
+      equal(await exists(join(dir, "cut")), false);
+      const bad = await thaw(dir, ["approve", run!.id, "cutovr"]);
+      equal(bad.code, 2);
+      match(bad.stderr, /did you mean "cutover"/);
+      const a = await thaw(dir, ["approve", run!.id, "cutover"]);
+      equal(a.code, 0, a.stderr);
+      equal((await output).code, 0);
+      equal(await exists(join(dir, "cut")), true);
+    },
+  );
 });
 
 Deno.test("thaw resume continues a run after kill -9, without redoing done steps", async () => {
@@ -323,29 +319,25 @@ steps:
 });
 
 Deno.test("thaw drill --simulate times a step from history, when a live drill has run it", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(
-      join(dir, "rb.yaml"),
-      `runbook: 1
+  await inDir(
+    `runbook: 1
 name: learn
 steps:
   - { id: slow, run: "sleep 0.3", milestone: up }
 `,
-    );
-    const before = await thaw(dir, ["drill", "--simulate", "rb.yaml"]);
-    equal(before.code, 2);
-    match(before.stderr, /run step "slow" has no estimate/);
-    const drill = await thaw(dir, ["drill", "rb.yaml", "--json"]);
-    equal(drill.code, 0, drill.stderr);
-    const measured = JSON.parse(drill.stdout).ttr_s;
-    const after = await thaw(dir, ["drill", "--simulate", "rb.yaml", "--json"]);
-    equal(after.code, 0, after.stderr);
-    const predicted = JSON.parse(after.stdout).ttr_s;
-    ok(predicted >= 0.3 && Math.abs(predicted - measured) < 0.01, `${predicted} vs ${measured}`);
-    const plan = await thaw(dir, ["plan", "rb.yaml", "--json"]);
-    equal(JSON.parse(plan.stdout).simulated.aggressive.ttr_s, predicted);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    async (dir) => {
+      const before = await thaw(dir, ["drill", "--simulate", "rb.yaml"]);
+      equal(before.code, 2);
+      match(before.stderr, /run step "slow" has no estimate/);
+      const drill = await thaw(dir, ["drill", "rb.yaml", "--json"]);
+      equal(drill.code, 0, drill.stderr);
+      const measured = JSON.parse(drill.stdout).ttr_s;
+      const after = await thaw(dir, ["drill", "--simulate", "rb.yaml", "--json"]);
+      equal(after.code, 0, after.stderr);
+      const predicted = JSON.parse(after.stdout).ttr_s;
+      ok(predicted >= 0.3 && Math.abs(predicted - measured) < 0.01, `${predicted} vs ${measured}`);
+      const plan = await thaw(dir, ["plan", "rb.yaml", "--json"]);
+      equal(JSON.parse(plan.stdout).simulated.aggressive.ttr_s, predicted);
+    },
+  );
 });

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { FETCH, type Graph, RUN } from "../../engine/graph.ts";
+import { bottomLevels, FETCH, type Graph, RUN } from "../../engine/graph.ts";
 import type { Analysis } from "../../engine/graph.ts";
 
 /**
@@ -38,7 +38,7 @@ import type { Analysis } from "../../engine/graph.ts";
  * ```
  */
 export function tightTtrBound(g: Graph, analysis: Analysis): number {
-  const { n, order, needStart, needList, depStart, depList } = g;
+  const { n, order, needStart, needList } = g;
   const target = analysis.ttrTarget;
   const words = Math.ceil(n / 32);
   const anc: Uint32Array[] = [];
@@ -52,16 +52,7 @@ export function tightTtrBound(g: Graph, analysis: Analysis): number {
     anc[i] = set;
   }
   // bl[i]: from the start of i to the last milestone after it, along its longest chain.
-  const bl = new Float64Array(n);
-  for (let o = n - 1; o >= 0; o--) {
-    const i = order[o]!;
-    let after = 0;
-    for (let k = depStart[i]!; k < depStart[i + 1]!; k++) {
-      const d = depList[k]!;
-      if (target[d]) after = Math.max(after, bl[d]!);
-    }
-    bl[i] = g.duration[i]! + after;
-  }
+  const bl = bottomLevels(g, target);
   let bound = analysis.lowerBound.ttr;
   for (let i = 0; i < n; i++) {
     if (!target[i] || g.kind[i] !== RUN) continue;
