@@ -29,6 +29,7 @@ import {
   storedEstimates,
   storePath,
 } from "./cli_live.ts";
+import { serve, withListen } from "./cli_serve.ts";
 import { openStore, type Store, StoreError } from "./store/mod.ts";
 
 /** Where the CLI writes and what it sees of its environment; tests pass their own. */
@@ -55,6 +56,8 @@ commands
   status [RUN_ID]               the runs in the store, newest first, or one run's report
   approve RUN_ID STEP           approve a step waiting for approval
   cancel RUN_ID                 cancel a run (works from another process)
+  serve                         the HTTP status API over the store (--listen, default
+                                127.0.0.1:7070)
   schema [--output FILE]        print the JSON Schema of the runbook format
   help                          this text
 
@@ -64,6 +67,9 @@ flags
   --json                              the report(s) as JSON on stdout, one per line
   --report FILE                       also write the report(s) to FILE
   --store PATH                        the state store (default .thaw/state.db here)
+  --listen HOST:PORT                  serve the status API (run, drill, resume, serve)
+  --token TOKEN                       the token approve and cancel need over HTTP
+                                      (default: $THAW_TOKEN; none: changes are refused)
 
 exit codes: 0 done and objectives met, 1 a step failed or the run was cancelled,
             2 invalid runbook or usage, 3 done but an objective was missed`;
@@ -77,11 +83,10 @@ const FLAGS = {
   output: { type: "string" },
   store: { type: "string" },
   listen: { type: "string" },
+  token: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** Commands of the contract that arrive later. */
-const LATER = ["serve"];
 const COMMANDS = [
   "plan",
   "drill",
@@ -90,6 +95,7 @@ const COMMANDS = [
   "status",
   "approve",
   "cancel",
+  "serve",
   "schema",
   "help",
 ];
@@ -170,6 +176,14 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
     if (eq <= 0) throw new UsageError(`--var ${v}: expected NAME=VALUE`);
     vars[v.slice(0, eq)] = v.slice(eq + 1);
   }
+  const serving = ["run", "resume", "serve"].includes(command) ||
+    (command === "drill" && !values.simulate);
+  if ((values.listen !== undefined || values.token !== undefined) && !serving) {
+    throw new UsageError(
+      `--${values.listen !== undefined ? "listen" : "token"} serves the status API while runs ` +
+        "go on: it goes with run, drill (live), resume or serve",
+    );
+  }
   const options = { strategy: strategy as Strategy | undefined, vars, json: values.json === true };
   switch (command) {
     case "schema": {
@@ -197,13 +211,14 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
           ctx,
           values.store,
           (store, logs) =>
-            drill(
-              files,
-              ctx,
-              options,
-              values.report,
-              (rb) => liveRun(ctx, store, rb, { ...options, store: values.store }, logs),
-            ),
+            withListen(ctx, store, values, () =>
+              drill(
+                files,
+                ctx,
+                options,
+                values.report,
+                (rb) => liveRun(ctx, store, rb, { ...options, store: values.store }, logs),
+              )),
         );
       }
       const path = storePath(ctx, values.store);
@@ -222,7 +237,12 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
       }
       const rb = await readRunbook(positionals[0]!, { cwd: ctx.cwd, vars });
       return await withStore(ctx, values.store, async (store, logs) => {
-        const report = await liveRun(ctx, store, rb, { ...options, store: values.store }, logs);
+        const report = await withListen(
+          ctx,
+          store,
+          values,
+          () => liveRun(ctx, store, rb, { ...options, store: values.store }, logs),
+        );
         return finishLive(ctx, [report], options.json, values.report);
       });
     }
@@ -247,7 +267,12 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
           strategy: options.strategy ?? (run.strategy as Strategy),
           vars: { ...run.vars },
         };
-        const report = await liveRun(ctx, store, rb, flags, logs, run);
+        const report = await withListen(
+          ctx,
+          store,
+          values,
+          () => liveRun(ctx, store, rb, flags, logs, run),
+        );
         return finishLive(ctx, [report], options.json, values.report);
       });
     }
@@ -271,17 +296,12 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
         throw new UsageError("cancel takes a run id: thaw cancel RUN_ID");
       }
       return await withStore(ctx, values.store, (store) => cancel(ctx, store, positionals[0]!));
+    case "serve":
+      if (positionals.length) throw new UsageError("serve takes no arguments: thaw serve");
+      return await withStore(ctx, values.store, (store) => serve(ctx, store, values));
     default:
-      if (LATER.includes(command)) {
-        throw new UsageError(
-          `${command} (the HTTP status API) is not in this version yet; ` +
-            "thaw status shows the runs in the store",
-        );
-      }
       throw new UsageError(
-        `unknown command "${command}"${
-          didYouMean(command, [...COMMANDS, ...LATER])
-        } (thaw help lists them)`,
+        `unknown command "${command}"${didYouMean(command, COMMANDS)} (thaw help lists them)`,
       );
   }
 }

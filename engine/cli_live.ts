@@ -4,23 +4,23 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { UsageError } from "./errors.ts";
 import type { Estimates } from "./graph.ts";
 import { historyEstimates } from "./history.ts";
-import { fillGaps, runLive, stopProcesses } from "./live.ts";
+import { runLive } from "./live.ts";
+import { fillGaps } from "./live_state.ts";
 import { renderChanges, TerminalView } from "./live_view.ts";
-import { readRunbook } from "./load.ts";
 import type { Runbook, Strategy } from "./model.ts";
 import { renderReport, table as renderTable } from "./render.ts";
 import { newRunId, type Report } from "./report.ts";
 import { simulate } from "./simulate.ts";
 import { DEFAULT_STORE, openStore } from "./store/mod.ts";
-import type { RunRecord, RunState, Store } from "./store/types.ts";
-import { didYouMean } from "./suggest.ts";
+import type { RunRecord, Store } from "./store/types.ts";
+import { findRun, requestApproval, requestCancel, runState, runSummary } from "./runs.ts";
 import { formatDuration } from "./units.ts";
-import { hostname } from "node:os";
-import { processAlive } from "../steps/process.ts";
+
+export { findRun, runbookOf, runState } from "./runs.ts";
 
 /** What the live commands need from the CLI. */
 export interface LiveCliContext {
@@ -64,17 +64,6 @@ export async function storedEstimates(path: string, runbook: Runbook): Promise<E
   } finally {
     await store.close();
   }
-}
-
-/** The state of a run, telling an interrupted run (its engine is gone) from a running one. */
-export function runState(run: RunRecord, now = Date.now()): RunState {
-  if (run.state !== "running") return run.state;
-  const stale = now - run.heartbeatAt;
-  // On this host, the engine's process tells; elsewhere, its heartbeat does.
-  if (run.host === hostname()) {
-    return processAlive(run.pid) && stale < 60000 ? "running" : "interrupted";
-  }
-  return stale > 60000 ? "interrupted" : "running";
 }
 
 /** Runs one runbook live (a new run, or a resumed one) and returns its report. */
@@ -178,16 +167,7 @@ export async function status(
 ): Promise<number> {
   if (id === undefined) {
     const runs = await store.listRuns(50);
-    const rows = runs.map((r) => ({
-      run: r.id,
-      runbook: r.runbook,
-      mode: r.mode,
-      state: runState(r),
-      drill: r.drill,
-      outcome: r.outcome,
-      started: new Date(r.startedAt).toISOString(),
-      ended: r.endedAt === null ? null : new Date(r.endedAt).toISOString(),
-    }));
+    const rows = runs.map((r) => runSummary(r));
     if (json) {
       ctx.stdout(JSON.stringify(rows) + "\n");
       return 0;
@@ -229,16 +209,6 @@ export async function status(
   return 0;
 }
 
-/** The run `id` (or the one run whose id starts with it), or a usage error with suggestions. */
-export async function findRun(store: Store, id: string): Promise<RunRecord> {
-  const run = await store.getRun(id);
-  if (run) return run;
-  const ids = (await store.listRuns(200)).map((r) => r.id);
-  const prefix = ids.filter((x) => x.startsWith(id.toUpperCase()));
-  if (prefix.length === 1) return (await store.getRun(prefix[0]!))!;
-  throw new UsageError(`no run ${id} in this store${didYouMean(id, ids)} (thaw status lists them)`);
-}
-
 /** `thaw approve RUN_ID STEP`. */
 export async function approve(
   ctx: LiveCliContext,
@@ -247,14 +217,7 @@ export async function approve(
   step: string,
 ): Promise<number> {
   const run = await findRun(store, id);
-  if (!run.steps.includes(step)) {
-    throw new UsageError(`run ${run.id} has no step "${step}"${didYouMean(step, run.steps)}`);
-  }
-  const state = runState(run);
-  if (state !== "running") {
-    throw new UsageError(`run ${run.id} is ${state}; there is nothing to approve`);
-  }
-  await store.addCommand(run.id, "approve", step);
+  await requestApproval(store, run, step);
   ctx.stdout(`approved ${step} in run ${run.id}\n`);
   return 0;
 }
@@ -262,39 +225,18 @@ export async function approve(
 /** `thaw cancel RUN_ID`: through the store; the engine stops its steps within a moment. */
 export async function cancel(ctx: LiveCliContext, store: Store, id: string): Promise<number> {
   const run = await findRun(store, id);
-  const state = runState(run);
-  if (state === "interrupted") {
-    // Nobody is running it: stop what it left behind and close it here.
-    await stopProcesses(store, run.id, 2000);
-    await store.updateRun(run.id, {
-      state: "cancelled",
-      outcome: "cancelled",
-      endedAt: Date.now(),
-    });
+  const interrupted = runState(run) === "interrupted";
+  const state = await requestCancel(store, run, 30000);
+  if (interrupted) {
     ctx.stdout(`run ${run.id} was interrupted; marked cancelled\n`);
     return 0;
   }
-  if (state !== "running") throw new UsageError(`run ${run.id} is already ${state}`);
-  await store.addCommand(run.id, "cancel");
-  for (let waited = 0; waited < 30000; waited += 200) {
-    await new Promise((r) => setTimeout(r, 200));
-    const now = await store.getRun(run.id);
-    if (now && now.state !== "running") {
-      ctx.stdout(`run ${run.id} ${now.state}\n`);
-      return 0;
-    }
+  if (state !== "running") {
+    ctx.stdout(`run ${run.id} ${state}\n`);
+    return 0;
   }
   ctx.stderr(`thaw: asked run ${run.id} to cancel; its engine has not confirmed yet\n`);
   return 1;
-}
-
-/** Loads the runbook of a stored run again, as it was started. */
-export async function runbookOf(run: RunRecord): Promise<Runbook> {
-  return await readRunbook(run.file, {
-    cwd: dirname(run.file),
-    vars: { ...run.vars },
-    drill: run.drill,
-  });
 }
 
 /** A line comparing a live drill with its prediction and with a serial restore. */

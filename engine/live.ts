@@ -10,16 +10,23 @@
  * @module
  */
 import { hostname } from "node:os";
-import { analyse, buildGraph, type Estimates, FETCH, type Graph } from "./graph.ts";
+import { analyse, buildGraph, type Estimates, FETCH } from "./graph.ts";
 import { LinkShaper } from "./link.ts";
 import type { FetchStep, Runbook, RunStep, Strategy } from "./model.ts";
 import { Recorder } from "./recorder.ts";
 import { buildReport, type Report, sec } from "./report.ts";
 import { Resolver } from "./resolve.ts";
 import { type Decision, Scheduler } from "./scheduler.ts";
+import {
+  fillGaps,
+  measuredEstimates,
+  missingFetches,
+  removePartials,
+  resumeState,
+  stopProcesses,
+} from "./live_state.ts";
 import type { RunRecord, StepChange, StepStateName, Store } from "./store/types.ts";
 import { fetchData } from "../steps/fetch.ts";
-import { killGroup } from "../steps/process.ts";
 import { runStep } from "../steps/run.ts";
 import { type Clock, realClock, type Service, type Spawned } from "../steps/types.ts";
 
@@ -316,6 +323,7 @@ export async function runLive(
       mode: "live",
       strategy,
       run: runId,
+      inFlight: (i) => live.steps[i]!.bytes,
     });
 
   let lastSample = clock.now();
@@ -396,6 +404,15 @@ export async function runLive(
   ).lowerBound;
   const final = report();
   live.report = final;
+  if (final.outcome === "cancelled") {
+    // Cancelled: nothing half-written stays (an interrupted run keeps it for resume).
+    await removePartials(
+      runbook,
+      runId,
+      (id) => live.steps[graph.ids.indexOf(id)]?.state === "done",
+      resolver.processEnv,
+    );
+  }
   const state = final.outcome === "cancelled"
     ? "cancelled"
     : final.outcome === "failed"
@@ -411,109 +428,4 @@ export async function runLive(
   return { report: final, live, measured };
 }
 
-/**
- * What a run measured, over `base`'s durations and sizes: each finished run step's duration and
- * each fetch's bytes; and, on a link without limit, each fetch's achieved rate where the runbook
- * gives none (alone on the link, its source is at least as fast as it was while sharing it).
- */
-function measuredEstimates(
-  runbook: Runbook,
-  graph: Graph,
-  recorder: Recorder,
-  base: Estimates = {},
-): Required<Estimates> {
-  const duration = new Map(base.duration), size = new Map(base.size);
-  const rate = new Map<string, number>();
-  for (let i = 0; i < graph.n; i++) {
-    const start = recorder.start[i]!, end = recorder.end[i]!;
-    if (Number.isNaN(start) || Number.isNaN(end)) continue;
-    const id = graph.ids[i]!, step = runbook.steps[i]!;
-    if (graph.kind[i] !== FETCH) {
-      if (!graph.skipped[i]) duration.set(id, end - start);
-      continue;
-    }
-    size.set(id, recorder.bytes[i]!);
-    if (step.kind === "fetch" && step.rate === undefined && end > start) {
-      if (!Number.isFinite(runbook.bandwidth)) rate.set(id, recorder.bytes[i]! / (end - start));
-    }
-  }
-  return { duration, size, rate };
-}
-
-/** The fetches step `i` still waits for (what a frozen step waits for). */
-function missingFetches(graph: Graph, scheduler: Scheduler, i: number): string[] {
-  const out: string[] = [];
-  for (let k = graph.needStart[i]!; k < graph.needStart[i + 1]!; k++) {
-    const j = graph.needList[k]!;
-    if (graph.kind[j] === FETCH && scheduler.state(j) !== "done") out.push(graph.ids[j]!);
-  }
-  return out;
-}
-
-/**
- * Estimates for ranking steps in a live run: the runbook's, then history, then a default where
- * nothing is known (1 s for a run step, 0 bytes for a fetch), so the plan can always be analysed.
- */
-export function fillGaps(runbook: Runbook, estimates: Estimates = {}): Estimates {
-  const duration = new Map(estimates.duration), size = new Map(estimates.size);
-  for (const s of runbook.steps) {
-    if (s.kind === "run" && s.estimate === undefined && !duration.has(s.id)) duration.set(s.id, 1);
-    if (s.kind === "fetch" && s.size === undefined && !size.has(s.id)) size.set(s.id, 0);
-  }
-  return { ...estimates, duration, size };
-}
-
-/**
- * Stops the process groups the store records for run `run` (all but those of the steps `keep`
- * says to leave running) and forgets them.
- */
-export async function stopProcesses(
-  store: Store,
-  run: string,
-  graceMs: number,
-  keep: (step: string) => boolean = () => false,
-): Promise<void> {
-  for (const p of await store.processes(run)) {
-    if (keep(p.step)) continue;
-    await killGroup(p.pgid, graceMs).catch(() => {});
-    await store.removeProcess(run, p.step);
-  }
-}
-
-/** Restores what a killed engine had done: done steps stay done, everything else runs again. */
-async function resumeState(
-  record: RunRecord,
-  store: Store,
-  graph: Graph,
-  scheduler: Scheduler,
-  recorder: Recorder,
-  live: LiveRun,
-): Promise<void> {
-  const steps = new Map((await store.steps(record.id)).map((s) => [s.step, s]));
-  // Stop whatever the killed engine's unfinished steps left running; services of done steps
-  // stay up (they are the recovered service).
-  await stopProcesses(store, record.id, 2000, (step) => steps.get(step)?.state === "done");
-  const progress = new Map((await store.progress(record.id)).map((p) => [p.step, p]));
-  const changes: StepChange[] = [];
-  for (const i of graph.order) {
-    const id = graph.ids[i]!;
-    const s = steps.get(id);
-    if (s?.state === "done") {
-      scheduler.complete(i);
-      const bytes = progress.get(id)?.bytes ?? 0;
-      recorder.start[i] = s.startS ?? NaN;
-      recorder.complete(i, s.endS ?? 0, bytes);
-      recorder.frozen[i] = s.frozenS;
-      live.steps[i]!.state = "done";
-      live.steps[i]!.bytes = bytes;
-    } else if (s && s.state !== "pending") {
-      changes.push({
-        step: id,
-        state: "pending",
-        at: sec((Date.now() - record.startedAt) / 1000),
-        detail: "resumed",
-      });
-    }
-  }
-  if (changes.length) await store.recordSteps(record.id, changes);
-}
+export { fillGaps, stopProcesses } from "./live_state.ts";

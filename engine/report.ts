@@ -20,6 +20,8 @@ export interface StepReport {
   start_s: number | null;
   end_s: number | null;
   frozen_s: number;
+  /** The milestone the step carries, if any. */
+  milestone?: string;
   /** Fetches: bytes brought home. */
   bytes?: number;
   /** Fetches: whether a frozen step demanded it. */
@@ -64,6 +66,8 @@ export interface ReportInput {
   readonly mode: "live" | "simulated";
   readonly strategy: Strategy;
   readonly run?: string | undefined;
+  /** Bytes a running fetch has so far (a live run's report while it goes on). */
+  readonly inFlight?: (i: number) => number;
 }
 
 /** Rounds seconds to the millisecond, as reports and the store keep them. */
@@ -92,11 +96,16 @@ export function buildReport(input: ReportInput): Report {
       end_s: Number.isNaN(end) ? null : sec(end),
       frozen_s: sec(recorder.frozen[i]!),
     };
+    if (step.milestone !== undefined) r.milestone = step.milestone;
     if (graph.kind[i] === FETCH) {
-      const bytes = recorder.bytes[i]!;
+      const running = st === "running" && input.inFlight !== undefined;
+      const bytes = running ? input.inFlight!(i) : recorder.bytes[i]!;
       r.bytes = bytes;
       r.demanded = recorder.demanded[i] === 1;
-      r.prefetched_bytes = Math.min(bytes, recorder.prefetched[i]!);
+      // Until demanded, what a running fetch brings is prefetched.
+      r.prefetched_bytes = running && !r.demanded
+        ? bytes
+        : Math.min(bytes, recorder.prefetched[i]!);
       total += bytes;
       onDemand += bytes - r.prefetched_bytes;
     }

@@ -19,7 +19,8 @@ const DENO_DIR = dirname(Deno.execPath());
 export class Resolver {
   readonly runbook: Runbook;
   readonly run: string;
-  readonly #processEnv: Readonly<Record<string, string>>;
+  /** The environment of the engine's process, as given. */
+  readonly processEnv: Readonly<Record<string, string>>;
   readonly #env: Record<string, string> = {};
   readonly #index = new Map<string, Step>();
 
@@ -31,7 +32,7 @@ export class Resolver {
   constructor(runbook: Runbook, run: string, processEnv: Readonly<Record<string, string>>) {
     this.runbook = runbook;
     this.run = run;
-    this.#processEnv = processEnv;
+    this.processEnv = processEnv;
     for (const s of runbook.steps) this.#index.set(s.id, s);
     const missing = new Set<string>();
     const check = (t: Template) => {
@@ -63,7 +64,7 @@ export class Resolver {
   }
 
   #hasEnv(name: string): boolean {
-    return name in this.runbook.env || name in this.#processEnv;
+    return name in this.runbook.env || name in this.processEnv;
   }
 
   /** The value of a reference. */
@@ -72,7 +73,7 @@ export class Resolver {
       case "vars":
         return this.runbook.vars[ref.name] ?? "";
       case "env":
-        return this.#env[ref.name] ?? this.#processEnv[ref.name] ?? "";
+        return this.#env[ref.name] ?? this.processEnv[ref.name] ?? "";
       case "steps":
         return this.to(this.#index.get(ref.name) as FetchStep);
       case "run":
@@ -108,7 +109,7 @@ export class Resolver {
 
   /** The environment of a step's commands. */
   env(step: Step): Record<string, string> {
-    const env: Record<string, string> = { ...this.#processEnv, ...this.#env };
+    const env: Record<string, string> = { ...this.processEnv, ...this.#env };
     for (const [k, t] of Object.entries(step.env)) env[k] = this.text(t);
     // The Deno that runs thaw is on PATH for steps, even when thaw was started through npx.
     const denoDir = DENO_DIR;

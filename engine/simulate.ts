@@ -85,8 +85,23 @@ export function planGraph(
   estimates?: Estimates,
 ): { graph: Graph; analysis: Analysis } {
   const graph = buildGraph(runbook, estimates);
+  checkTimes(runbook, graph);
+  return { graph, analysis: analyse(graph) };
+}
+
+/**
+ * Checks that the duration of every step of `graph` (but those `except` names) can be predicted.
+ *
+ * @throws {SimulationError} listing each step whose duration cannot be predicted.
+ */
+export function checkTimes(
+  runbook: Runbook,
+  graph: Graph,
+  except?: (i: number) => boolean,
+): void {
   const problems: Problem[] = [];
   runbook.steps.forEach((s, i) => {
+    if (except?.(i)) return;
     if (graph.kind[i] === FETCH) {
       if (Number.isNaN(graph.size[i]!)) {
         problems.push({
@@ -113,21 +128,43 @@ export function planGraph(
     }
   });
   if (problems.length) throw new SimulationError(locateProblems(runbook, problems));
-  return { graph, analysis: analyse(graph) };
+}
+
+/**
+ * Where a simulation takes over a run already under way (see `predict.ts`); its clock starts at
+ * 0 there, and its recorder holds only what happens from then on.
+ */
+export interface SimulationStart {
+  /** Steps already done, in the order they finished: the scheduler sees them finish so. */
+  readonly done: readonly number[];
+  /** Run steps already running, with the seconds they have left: they keep their run slots. */
+  readonly running: ReadonlyMap<number, number>;
+  /** Bytes left of fetches not done (by index; a fetch not here has all of its size left). */
+  readonly bytesLeft: ReadonlyMap<number, number>;
 }
 
 /**
  * Runs the scheduler over `graph` in virtual time. Fetches follow a fluid model: each moves at
  * the share of the link the scheduler gives it, and shares change only at events.
+ *
+ * Only `analysis.rank` is used. With `from`, the simulation runs the rest of a run from where
+ * it stands instead of the whole of it.
  */
 export function simulateGraph(
   graph: Graph,
-  analysis: Analysis,
+  analysis: Pick<Analysis, "rank">,
   strategy: Strategy,
   parallelism: number,
+  from?: SimulationStart,
 ): Simulation {
   const n = graph.n;
-  const scheduler = new Scheduler(graph, { strategy, parallelism, rank: analysis.rank });
+  let rank = analysis.rank;
+  if (from?.running.size) {
+    // Running steps hold their slots: they start before any step still waiting for one.
+    rank = Float64Array.from(rank);
+    for (const i of from.running.keys()) rank[i] = rank[i]! - n;
+  }
+  const scheduler = new Scheduler(graph, { strategy, parallelism, rank });
   const recorder = new Recorder(graph);
   const left = Float64Array.from(graph.size, (s) => (Number.isNaN(s) ? 0 : s));
   const rate = new Float64Array(n), since = new Float64Array(n);
@@ -139,7 +176,7 @@ export function simulateGraph(
     for (const d of decisions) {
       const i = d.step;
       if (d.type === "start" && graph.kind[i] !== FETCH) {
-        events.push(i, now + graph.duration[i]!);
+        events.push(i, now + (from?.running.get(i) ?? graph.duration[i]!));
       } else if (d.type === "share") {
         left[i] = left[i]! - rate[i]! * (now - since[i]!);
         since[i] = now;
@@ -149,6 +186,10 @@ export function simulateGraph(
       }
     }
   };
+  if (from) {
+    for (const [f, bytes] of from.bytesLeft) left[f] = bytes;
+    for (const i of from.done) scheduler.complete(i);
+  }
   apply(scheduler.decide());
   while (events.size > 0) {
     now = events.peekKey();

@@ -106,6 +106,26 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
     deepEqual((await s.listRuns())[2], stored(newRun("c", { startedAt: 200 })));
   });
 
+  test("listRuns() gives only the runs in a state, when one is named", async (s) => {
+    await s.createRun(newRun("a", { startedAt: 100 }));
+    await s.createRun(newRun("b", { startedAt: 200 }));
+    await s.createRun(newRun("c", { startedAt: 300 }));
+    await s.updateRun("b", { state: "done" });
+    deepEqual((await s.listRuns(undefined, "running")).map((r) => r.id), ["c", "a"]);
+    deepEqual((await s.listRuns(1, "running")).map((r) => r.id), ["c"]);
+    deepEqual((await s.listRuns(undefined, "done")).map((r) => r.id), ["b"]);
+    deepEqual(await s.listRuns(undefined, "failed"), []);
+  });
+
+  test("countRuns() counts runs by stored state, when some have ended", async (s) => {
+    deepEqual(await s.countRuns(), { running: 0, done: 0, failed: 0, cancelled: 0 });
+    for (const id of ["a", "b", "c", "d"]) await s.createRun(newRun(id));
+    await s.updateRun("b", { state: "done" });
+    await s.updateRun("c", { state: "done" });
+    await s.updateRun("d", { state: "cancelled" });
+    deepEqual(await s.countRuns(), { running: 1, done: 2, failed: 0, cancelled: 1 });
+  });
+
   test("updateRun() changes only the fields it names, when patched", async (s) => {
     const run = newRun("r1");
     await s.createRun(run);

@@ -35,6 +35,7 @@ import type {
   StepEvent,
   StepRecord,
   Store,
+  StoredState,
 } from "./types.ts";
 
 /** How long a statement waits for another process's write lock before it fails, in ms. */
@@ -113,12 +114,24 @@ export class SqliteStore implements Store {
   }
 
   /** Runs, newest first (by `startedAt`, then id); all of them without `limit`. */
-  listRuns(limit?: number): Promise<RunRecord[]> {
+  listRuns(limit?: number, state?: StoredState): Promise<RunRecord[]> {
     return this.#op("list runs", undefined, async () => {
       let q = this.#db.selectFrom("runs").selectAll()
         .orderBy("started_at", "desc").orderBy("id", "desc");
+      if (state !== undefined) q = q.where("state", "=", state);
       if (limit !== undefined) q = q.limit(Math.max(0, Math.floor(limit)));
       return (await q.execute()).map(toRun);
+    });
+  }
+
+  /** How many runs are in each stored state. */
+  countRuns(): Promise<Record<StoredState, number>> {
+    return this.#op("count runs", undefined, async () => {
+      const counts = { running: 0, done: 0, failed: 0, cancelled: 0 };
+      const rows = await this.#db.selectFrom("runs")
+        .select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
+      for (const r of rows) counts[r.state as StoredState] = Number(r.n);
+      return counts;
     });
   }
 

@@ -12,6 +12,9 @@
 /** A run's state. `interrupted` is never stored: it is a `running` run whose engine is gone. */
 export type RunState = "running" | "done" | "failed" | "cancelled" | "interrupted";
 
+/** A run's state as stored (`interrupted` is told from `running` by looking at the engine). */
+export type StoredState = Exclude<RunState, "interrupted">;
+
 /** A step state, as the report names them. */
 export type StepStateName =
   | "pending"
@@ -148,8 +151,10 @@ export interface Store {
   createRun(run: NewRun): Promise<void>;
   /** The run, or undefined. */
   getRun(id: string): Promise<RunRecord | undefined>;
-  /** Runs, newest first (by `startedAt`, then id). */
-  listRuns(limit?: number): Promise<RunRecord[]>;
+  /** Runs, newest first (by `startedAt`, then id); only those in `state` when it is given. */
+  listRuns(limit?: number, state?: StoredState): Promise<RunRecord[]>;
+  /** How many runs are in each stored state. */
+  countRuns(): Promise<Record<StoredState, number>>;
   updateRun(id: string, patch: RunPatch): Promise<void>;
 
   /** Appends state changes (in one transaction) and folds them into the steps' records. */

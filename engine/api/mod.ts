@@ -1,0 +1,23 @@
+/**
+ * The HTTP status API: a Hono app over the store ({@link createApp}) and its server
+ * ({@link serveApi}).
+ *
+ * @example
+ * ```ts
+ * import { createApp } from "./mod.ts";
+ * import { openStore } from "../store/mod.ts";
+ * const store = await openStore(":memory:");
+ * const res = await createApp({ store }).request("/runs");
+ * console.assert(res.status === 200 && (await res.json()).length === 0);
+ * await store.close();
+ * ```
+ *
+ * @module
+ */
+export { ApiError, type ApiOptions, createApp } from "./app.ts";
+export { authorize, type Verdict } from "./auth.ts";
+export { type Cursor, parseCursor } from "./events.ts";
+export { METRICS_TYPE, RECENT } from "./metrics.ts";
+export { openApiText } from "./openapi.ts";
+export { type ApiServer, DEFAULT_LISTEN, parseListen, serveApi } from "./serve.ts";
+export { missedSoFar, RunsView, type Snapshot, type ViewOptions } from "./view.ts";
