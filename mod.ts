@@ -45,3 +45,11 @@ export {
   parseDuration,
   parseSize,
 } from "./engine/units.ts";
+export { predictRest } from "./engine/predict.ts";
+export type { Prediction, Standing, StepStanding } from "./engine/predict.ts";
+export { DEFAULT_STORE, openStore, StoreError } from "./engine/store/mod.ts";
+export type { RunRecord, RunState, Store } from "./engine/store/mod.ts";
+export { runLive } from "./engine/live.ts";
+export type { LiveOptions } from "./engine/live.ts";
+export { ApiError, createApp, DEFAULT_LISTEN, parseListen, serveApi } from "./engine/api/mod.ts";
+export type { ApiOptions, ApiServer } from "./engine/api/mod.ts";

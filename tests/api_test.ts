@@ -257,6 +257,10 @@ Deno.test("approve and cancel need the bearer token, when one is configured", as
 Deno.test("POST /runs/ID/cancel cancels an interrupted run itself, when its engine is gone", async () => {
   await withFixture(async (f) => {
     await f.store.updateRun(f.run, { pid: 2 ** 22 + 12345, heartbeatAt: Date.now() - 120000 });
+    // What the killed engine left: a partial fetch, and a fetch that landed.
+    const partial = join(f.dir, `.logs.thaw-${f.run}.part`);
+    await Deno.writeTextFile(partial, "half");
+    await Deno.writeTextFile(join(f.dir, `.db.thaw-${f.run}.part`), "done steps keep theirs");
     const app = createApp({ store: f.store, token: "t" });
     const res = await app.request(`/runs/${f.run}/cancel`, {
       method: "POST",
@@ -265,6 +269,8 @@ Deno.test("POST /runs/ID/cancel cancels an interrupted run itself, when its engi
     equal(res.status, 200);
     equal((await res.json()).state, "cancelled");
     equal((await f.store.getRun(f.run))?.state, "cancelled");
+    equal(await Deno.stat(partial).then(() => true, () => false), false, "a partial file is left");
+    ok(await Deno.stat(join(f.dir, `.db.thaw-${f.run}.part`)), "fetch-db was done");
   });
 });
 
@@ -356,8 +362,32 @@ Deno.test("GET /metrics is Prometheus text a real parser reads, when runs are in
     equal(ttr?.labels?.runbook, "shop");
     equal(Number(ttr?.value), f.report().ttr_s);
     for (const fam of after) equal(fam.type, "GAUGE", fam.name);
+    await promtoolCheck(text);
   });
 });
+
+/** Prometheus's own linter, where it is installed (Debian: `prometheus`); CI has only the parser. */
+async function promtoolCheck(text: string): Promise<void> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("promtool", {
+      args: ["check", "metrics"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const out = await child.output();
+  const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  equal(out.code, 0, said);
+  equal(said.trim(), "", "promtool found lint problems");
+}
 
 Deno.test("GET /openapi.json is a valid OpenAPI 3.1 document of every endpoint, when read", async () => {
   const store = await openStore(":memory:");
