@@ -27,6 +27,7 @@ import {
   storedEstimates,
   storePath,
 } from "./cli_live.ts";
+import { parseListen } from "./api/serve.ts";
 import { serve, withListen } from "./cli_serve.ts";
 import { drill, expand, finishLive, writeReport } from "./cli_reports.ts";
 import { openStore, type Store, StoreError } from "./store/mod.ts";
@@ -183,6 +184,7 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
         "go on: it goes with run, drill (live), resume or serve",
     );
   }
+  if (values.listen !== undefined) parseListen(values.listen); // before anything is opened
   const options = { strategy: strategy as Strategy | undefined, vars, json: values.json === true };
   switch (command) {
     case "schema": {

@@ -41,7 +41,7 @@ export interface LiveFlags {
 
 /** Opens the store named by `--store` (default `.thaw/state.db` under the user's directory). */
 export function storePath(ctx: LiveCliContext, flag: string | undefined): string {
-  if (flag && /^postgres(ql)?:\/\//.test(flag)) return flag;
+  if (flag && (/^postgres(ql)?:\/\//.test(flag) || flag === ":memory:")) return flag;
   return resolve(ctx.cwd, flag ?? DEFAULT_STORE);
 }
 

@@ -24,8 +24,10 @@ function tokenOf(flags: ServeFlags): string | undefined {
 }
 
 function started(url: string, token: string | undefined): string {
+  const loopback = /^http:\/\/(127\.[\d.]+|\[::1\]|localhost):/.test(url);
   return `status API on ${url}` +
-    (token ? "" : " (read-only: set THAW_TOKEN to allow approve and cancel)");
+    (token ? "" : " (read-only: set THAW_TOKEN to allow approve and cancel)") +
+    (loopback ? "" : "; not on loopback: anyone who can reach it can read the runs");
 }
 
 /** `thaw serve`: the API over `store` until SIGINT or SIGTERM. */

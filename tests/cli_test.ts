@@ -172,3 +172,22 @@ Deno.test("thaw schema prints the committed JSON Schema, when the schema is up t
   equal(r.stdout, committed, "runbooks/runbook.schema.json is stale: run `deno task schema`");
   equal(JSON.parse(r.stdout).properties.steps.type, "array");
 });
+
+Deno.test("thaw exits 2 saying why, when the API flags are misused", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["plan", "runbooks/vod.yaml", "--listen", "8080"],
+      /--listen serves the status API.*run, drill/,
+    ],
+    [["drill", "--simulate", "--token", "x"], /--token serves the status API/],
+    [["serve", "extra"], /serve takes no arguments/],
+    [["serve", "--listen", "localhost:99999"], /--listen localhost:99999: expected HOST:PORT/],
+    [["serve", "--listen", "no port"], /expected HOST:PORT/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await thaw(args);
+    equal(r.code, 2, args.join(" "));
+    match(r.stderr, message);
+    ok(!/\n\s+at /.test(r.stderr), "a stack trace");
+  }
+});
