@@ -20,10 +20,14 @@ import { runbookOf, runState, runSummary } from "../runs.ts";
 import type { RunRecord, Store } from "../store/types.ts";
 import type { RunDetail } from "./schemas.ts";
 
-/** A computed answer: its JSON text and its strong ETag. */
+/** A computed answer: its JSON text, its strong ETag, and the headers to send with it. */
 export interface Snapshot {
   readonly body: string;
   readonly etag: string;
+  /** Headers of a `200` (built once, for every poller). */
+  readonly headers: readonly [string, string][];
+  /** Headers of a `304`. */
+  readonly notModified: readonly [string, string][];
 }
 
 /** How fresh the views are kept. */
@@ -77,6 +81,16 @@ export class RunsView {
     this.#now = options.now ?? Date.now;
   }
 
+  /** `GET /runs/ID` without waiting: the answer if it is fresh enough to serve as it is. */
+  peek(id: string): Snapshot | undefined {
+    const c = this.#details.get(id);
+    return c && (c.final || this.#fresh(c, this.#now())) ? c.snapshot : undefined;
+  }
+
+  #fresh(c: Cached, now: number): boolean {
+    return this.#ttl > 0 && now - c.at < Math.max(this.#ttl, 10 * c.cost);
+  }
+
   /** `GET /runs/ID`: undefined when there is no such run. */
   detail(id: string): Promise<Snapshot | undefined> {
     return this.#cached(this.#details, id, (prev) => this.#detail(id, prev));
@@ -100,8 +114,7 @@ export class RunsView {
   ): Promise<Snapshot | undefined> {
     const now = this.#now();
     let c = map.get(key);
-    const fresh = (e: Cached) => this.#ttl > 0 && now - e.at < Math.max(this.#ttl, 10 * e.cost);
-    if (c && (c.final || fresh(c))) return Promise.resolve(c.snapshot);
+    if (c && (c.final || this.#fresh(c, now))) return Promise.resolve(c.snapshot);
     if (c?.pending) return c.pending;
     if (!c) {
       if (map.size >= KEEP) map.delete(map.keys().next().value!);
@@ -245,5 +258,12 @@ function emptyReport(rec: RunRecord): Report {
 }
 
 function snap(body: string): Snapshot {
-  return { body, etag: `"${createHash("sha1").update(body).digest("base64url")}"` };
+  const etag = `"${createHash("sha1").update(body).digest("base64url")}"`;
+  const notModified: [string, string][] = [["ETag", etag], ["Cache-Control", "no-cache"]];
+  return {
+    body,
+    etag,
+    headers: [...notModified, ["Content-Type", "application/json"]],
+    notModified,
+  };
 }
