@@ -109,15 +109,17 @@ export function createApp(options: ApiOptions): Hono {
     () => new Response(openApiText(), { headers: { "Content-Type": "application/json" } }),
   );
   app.get("/runs", async (c) => answer(c.req.raw, await view.list(limitOf(c.req.query("limit")))));
-  app.get("/runs/:id", (c) => {
+  app.get("/runs/:id", (c): Response | Promise<Response> => {
     const id = c.req.param("id");
     // The hot path of every poller: a fresh answer is served without waiting for anything.
     const fresh = view.peek(id);
     if (fresh) return answer(c.req.raw, fresh);
-    return view.detail(id).then(async (snapshot) => {
+    const refresh = async (): Promise<Response> => {
+      const snapshot = await view.detail(id);
       if (!snapshot) await findRun(store, id, false); // throws the 404 with suggestions
       return answer(c.req.raw, snapshot!);
-    });
+    };
+    return refresh();
   });
   app.get("/runs/:id/events", async (c) => {
     const header = c.req.header("last-event-id");
