@@ -12,6 +12,7 @@
 import { hostname } from "node:os";
 import { analyse, buildGraph, type Estimates, FETCH } from "./graph.ts";
 import { LinkShaper } from "./link.ts";
+import { LiveRun } from "./live_view.ts";
 import type { FetchStep, Runbook, RunStep, Strategy } from "./model.ts";
 import { Recorder } from "./recorder.ts";
 import { buildReport, type Report, sec } from "./report.ts";
@@ -59,52 +60,6 @@ export interface LiveOptions {
   readonly output?: (step: string) => ((chunk: Uint8Array) => void) | undefined;
   /** Called after each turn of the loop with what changed (for the live view). */
   readonly onChange?: (live: LiveRun, changes: readonly StepChange[]) => void;
-}
-
-/** A step as the live view shows it. */
-export interface LiveStep {
-  readonly id: string;
-  readonly kind: "run" | "fetch";
-  state: StepStateName;
-  /** What a frozen step waits for, why a step failed, an approval it waits for. */
-  detail: string;
-  /** Fetches: bytes so far, total when known, achieved rate (bytes/s). */
-  bytes: number;
-  total: number | null;
-  rate: number;
-  demanded: boolean;
-}
-
-/** A run in progress, as the live view and the HTTP API see it. */
-export class LiveRun {
-  readonly runbook: Runbook;
-  readonly run: string;
-  readonly strategy: Strategy;
-  readonly steps: LiveStep[];
-  /** Wall-clock ms of the start of the run. */
-  readonly startedAt: number;
-  /** Seconds since the start. */
-  elapsed = 0;
-  /** The report so far (updated every second or so, and at the end). */
-  report: Report | null = null;
-
-  /** @internal */
-  constructor(runbook: Runbook, run: string, strategy: Strategy, startedAt: number) {
-    this.runbook = runbook;
-    this.run = run;
-    this.strategy = strategy;
-    this.startedAt = startedAt;
-    this.steps = runbook.steps.map((s) => ({
-      id: s.id,
-      kind: s.kind,
-      state: "pending",
-      detail: "",
-      bytes: 0,
-      total: s.kind === "fetch" ? s.size ?? null : null,
-      rate: 0,
-      demanded: false,
-    }));
-  }
 }
 
 type Finished =
@@ -429,3 +384,4 @@ export async function runLive(
 }
 
 export { fillGaps, stopProcesses } from "./live_state.ts";
+export { LiveRun, type LiveStep } from "./live_view.ts";

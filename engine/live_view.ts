@@ -4,10 +4,57 @@
  *
  * @module
  */
-import type { LiveRun, LiveStep } from "./live.ts";
-import type { StepChange } from "./store/types.ts";
+import type { Runbook, Strategy } from "./model.ts";
+import type { Report } from "./report.ts";
+import type { StepChange, StepStateName } from "./store/types.ts";
 import { table } from "./render.ts";
 import { formatBytes, formatDuration } from "./units.ts";
+
+/** A step as the live view shows it. */
+export interface LiveStep {
+  readonly id: string;
+  readonly kind: "run" | "fetch";
+  state: StepStateName;
+  /** What a frozen step waits for, why a step failed, an approval it waits for. */
+  detail: string;
+  /** Fetches: bytes so far, total when known, achieved rate (bytes/s). */
+  bytes: number;
+  total: number | null;
+  rate: number;
+  demanded: boolean;
+}
+
+/** A run in progress, as the live view and the HTTP API see it. */
+export class LiveRun {
+  readonly runbook: Runbook;
+  readonly run: string;
+  readonly strategy: Strategy;
+  readonly steps: LiveStep[];
+  /** Wall-clock ms of the start of the run. */
+  readonly startedAt: number;
+  /** Seconds since the start. */
+  elapsed = 0;
+  /** The report so far (updated every second or so, and at the end). */
+  report: Report | null = null;
+
+  /** @internal */
+  constructor(runbook: Runbook, run: string, strategy: Strategy, startedAt: number) {
+    this.runbook = runbook;
+    this.run = run;
+    this.strategy = strategy;
+    this.startedAt = startedAt;
+    this.steps = runbook.steps.map((s) => ({
+      id: s.id,
+      kind: s.kind,
+      state: "pending",
+      detail: "",
+      bytes: 0,
+      total: s.kind === "fetch" ? s.size ?? null : null,
+      rate: 0,
+      demanded: false,
+    }));
+  }
+}
 
 /** Most step rows in the live table; the rest are summarised. */
 const MAX_ROWS = 30;
