@@ -361,12 +361,8 @@ export async function runLive(
   live.report = final;
   if (final.outcome === "cancelled") {
     // Cancelled: nothing half-written stays (an interrupted run keeps it for resume).
-    await removePartials(
-      runbook,
-      runId,
-      (id) => live.steps[graph.ids.indexOf(id)]?.state === "done",
-      resolver.processEnv,
-    );
+    const done = new Set(live.steps.filter((s) => s.state === "done").map((s) => s.id));
+    await removePartials(runbook, runId, (id) => done.has(id), resolver.processEnv);
   }
   const state = final.outcome === "cancelled"
     ? "cancelled"

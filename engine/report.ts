@@ -70,6 +70,34 @@ export interface ReportInput {
   readonly inFlight?: (i: number) => number;
 }
 
+/**
+ * The objectives a run missed (`rto`, `btn`, `milestone:NAME`): reached after its limit, or not
+ * reached while `elapsed` (seconds so far; the run has ended by default) is past it.
+ *
+ * @example
+ * ```ts
+ * import { missedObjectives } from "./report.ts";
+ * const run = { objectives: { rto_s: 60, milestones: {} }, ttr_s: null, btn_s: null, milestones: {} };
+ * console.assert(missedObjectives(run, 30).length === 0);
+ * console.assert(missedObjectives(run)[0] === "rto");
+ * ```
+ */
+export function missedObjectives(
+  report: Pick<Report, "objectives" | "ttr_s" | "btn_s" | "milestones">,
+  elapsed = Infinity,
+): string[] {
+  const late = (t: number | null | undefined, limit: number | undefined) =>
+    limit !== undefined && (t === null || t === undefined ? elapsed > limit : t > limit + 1e-9);
+  const o = report.objectives;
+  const missed: string[] = [];
+  if (late(report.ttr_s, o.rto_s)) missed.push("rto");
+  if (late(report.btn_s, o.btn_s)) missed.push("btn");
+  for (const [name, limit] of Object.entries(o.milestones)) {
+    if (late(report.milestones[name], limit)) missed.push(`milestone:${name}`);
+  }
+  return missed;
+}
+
 /** Rounds seconds to the millisecond, as reports and the store keep them. */
 export function sec(x: number): number {
   return Math.round(x * 1000) / 1000;
@@ -136,14 +164,7 @@ export function buildReport(input: ReportInput): Report {
   const objectives: Report["objectives"] = { milestones: { ...o.milestones } };
   if (o.rto !== undefined) objectives.rto_s = o.rto;
   if (o.btn !== undefined) objectives.btn_s = o.btn;
-  const missed: string[] = [];
-  const late = (t: number | null, limit: number | undefined) =>
-    limit !== undefined && (t === null || t > limit + 1e-9);
-  if (late(ttrS, o.rto)) missed.push("rto");
-  if (late(btnS, o.btn)) missed.push("btn");
-  for (const [name, limit] of Object.entries(o.milestones)) {
-    if (late(milestones[name] ?? null, limit)) missed.push(`milestone:${name}`);
-  }
+  const missed = missedObjectives({ objectives, ttr_s: ttrS, btn_s: btnS, milestones });
   const outcome: Outcome = cancelled
     ? "cancelled"
     : failed

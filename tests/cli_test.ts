@@ -1,19 +1,12 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { childEnv, fromFileUrl } from "./paths.ts";
+import { fromFileUrl, thawCommand } from "./paths.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
-const MAIN = ROOT + "engine/main.ts";
 
 /** Runs the real CLI in a child process. */
 async function thaw(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args],
-    cwd: options.cwd ?? ROOT,
-    // `deno task test` sets INIT_CWD for us; each test decides whether the child sees one.
-    clearEnv: true,
-    env: { ...childEnv(), ...options.env },
-    stdin: "null",
-  }).output();
+  const out = await thawCommand(args, { cwd: options.cwd ?? ROOT, env: options.env ?? {} })
+    .output();
   const d = new TextDecoder();
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }

@@ -11,6 +11,17 @@
 import { parseRunbook } from "../engine/load.ts";
 import type { Runbook } from "../engine/model.ts";
 
+/** The issue's example: f1 (200MB) -> s1 (10s, milestone); f2 (600MB) + s1 -> s2 (20s). */
+export const EXAMPLE = `runbook: 1
+name: example
+bandwidth: 100MB/s
+steps:
+  - { id: f1, fetch: { from: /b/f1, to: ./f1, size: 200MB } }
+  - { id: s1, needs: [f1], run: "true", estimate: 10s, milestone: service }
+  - { id: f2, fetch: { from: /b/f2, to: ./f2, size: 600MB } }
+  - { id: s2, needs: [f2, s1], run: "true", estimate: 20s }
+`;
+
 /**
  * A small, fast, deterministic PRNG (mulberry32): the same seed gives the same numbers.
  *

@@ -14,9 +14,7 @@ import { openStore } from "../engine/store/mod.ts";
 import type { Store } from "../engine/store/types.ts";
 import { processAlive } from "../steps/process.ts";
 import { startBackupServer } from "./http_backup_server.ts";
-import { childEnv, fromFileUrl } from "./paths.ts";
-
-const MAIN = fromFileUrl(new URL("../engine/main.ts", import.meta.url));
+import { thawCommand } from "./paths.ts";
 
 function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
@@ -154,12 +152,8 @@ async function inDir(runbook: string, body: (dir: string) => Promise<void>): Pro
 
 /** The engine in a child process, in its own process group (so a test can kill it all). */
 function engine(dir: string, args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args, "--store", join(dir, "state.db")],
+  const child = thawCommand([...args, "--store", join(dir, "state.db")], {
     cwd: dir,
-    clearEnv: true,
-    env: childEnv(),
-    stdin: "null",
     stdout: "piped",
     stderr: "piped",
     detached: true,
@@ -169,13 +163,8 @@ function engine(dir: string, args: string[]) {
 }
 
 async function thaw(dir: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN, ...args, "--store", join(dir, "state.db")],
-    cwd: dir,
-    clearEnv: true,
-    env: childEnv(),
-    stdin: "null",
-  }).output();
+  const out = await thawCommand([...args, "--store", join(dir, "state.db")], { cwd: dir })
+    .output();
   const d = new TextDecoder();
   return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }

@@ -3,18 +3,7 @@ import { FETCH, parseRunbook, Recorder, simulate, SimulationError } from "../mod
 import type { Decision, Runbook, Strategy } from "../mod.ts";
 import { predictRest, type Standing, type StepStanding } from "../engine/predict.ts";
 import { planGraph, simulateGraph } from "../engine/simulate.ts";
-import { randomRunbookParsed } from "./gen.ts";
-
-/** f1 (200MB) -> s1 (10s, milestone); f2 (600MB) + s1 -> s2 (20s). */
-const EXAMPLE = `runbook: 1
-name: example
-bandwidth: 100MB/s
-steps:
-  - { id: f1, fetch: { from: /b/f1, to: ./f1, size: 200MB } }
-  - { id: s1, needs: [f1], run: "true", estimate: 10s, milestone: service }
-  - { id: f2, fetch: { from: /b/f2, to: ./f2, size: 600MB } }
-  - { id: s2, needs: [f2, s1], run: "true", estimate: 20s }
-`;
+import { EXAMPLE, randomRunbookParsed } from "./gen.ts";
 
 /** Two run slots contended for, two milestones, prefetches, a source slower than the link. */
 const SLOTS = `runbook: 1

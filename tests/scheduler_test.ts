@@ -1,17 +1,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { analyse, buildGraph, parseRunbook, plan, Scheduler, simulate } from "../mod.ts";
 import type { Decision, Strategy } from "../mod.ts";
-
-/** The issue's example: f1 (200MB) -> s1 (10s, milestone); f2 (600MB) + s1 -> s2 (20s). */
-const EXAMPLE = `runbook: 1
-name: example
-bandwidth: 100MB/s
-steps:
-  - { id: f1, fetch: { from: /b/f1, to: ./f1, size: 200MB } }
-  - { id: s1, needs: [f1], run: "true", estimate: 10s, milestone: service }
-  - { id: f2, fetch: { from: /b/f2, to: ./f2, size: 600MB } }
-  - { id: s2, needs: [f2, s1], run: "true", estimate: 20s }
-`;
+import { EXAMPLE } from "./gen.ts";
 
 function measures(text: string, strategy: Strategy) {
   const r = simulate(parseRunbook(text, "t.yaml"), { strategy });

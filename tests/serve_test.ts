@@ -8,10 +8,9 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { RunDetailSchema, StepEventSchema } from "../engine/api/schemas.ts";
-import { childEnv, fromFileUrl } from "./paths.ts";
+import { thawCommand } from "./paths.ts";
 import { collectEvents } from "./sse.ts";
 
-const MAIN = fromFileUrl(new URL("../engine/main.ts", import.meta.url));
 const MiB = 1024 * 1024;
 
 /** The lines a child writes on one stream, as they come. */
@@ -50,15 +49,7 @@ class Lines {
 }
 
 function thaw(args: string[], cwd: string, env: Record<string, string> = {}) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd,
-    env: { ...childEnv(), ...env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = thawCommand(args, { cwd, env, stdout: "piped", stderr: "piped" }).spawn();
   return { child, stdout: new Lines(child.stdout), stderr: new Lines(child.stderr) };
 }
 

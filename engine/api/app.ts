@@ -46,18 +46,6 @@ export class ApiError extends Error {
   }
 }
 
-/** The endpoints and their methods, for `405 Method Not Allowed`. */
-const ENDPOINTS: Record<string, string> = {
-  "/healthz": "GET",
-  "/runs": "GET",
-  "/runs/:id": "GET",
-  "/runs/:id/events": "GET",
-  "/metrics": "GET",
-  "/openapi.json": "GET",
-  "/runs/:id/steps/:step/approve": "POST",
-  "/runs/:id/cancel": "POST",
-};
-
 /**
  * The API over `options.store`.
  *
@@ -156,10 +144,7 @@ export function createApp(options: ApiOptions): Hono {
     });
   });
   app.get("/metrics", async () => {
-    const predicted = async (id: string) => {
-      const s = await view.detail(id);
-      return s ? (JSON.parse(s.body).predicted?.ttr_s ?? null) as number | null : null;
-    };
+    const predicted = async (id: string) => (await view.predicted(id))?.ttr_s ?? null;
     return new Response(render(await collect(store, predicted)), {
       headers: { "Content-Type": METRICS_TYPE },
     });
@@ -187,7 +172,11 @@ export function createApp(options: ApiOptions): Hono {
     }
     return c.json({ run: run.id, state, message: `run ${run.id} is ${state}` }, 200);
   });
-  for (const [path, allow] of Object.entries(ENDPOINTS)) {
+  // Any other method on a known path: 405, naming the methods the path has.
+  const methods = new Map<string, Set<string>>();
+  for (const r of app.routes) methods.set(r.path, (methods.get(r.path) ?? new Set()).add(r.method));
+  for (const [path, known] of methods) {
+    const allow = [...known].join(", ");
     app.all(path, (c) =>
       c.json(
         { error: `${c.req.method} is not allowed here; use ${allow}`, status: 405 },

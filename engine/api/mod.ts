@@ -20,4 +20,4 @@ export { type Cursor, parseCursor } from "./events.ts";
 export { METRICS_TYPE, RECENT } from "./metrics.ts";
 export { openApiText } from "./openapi.ts";
 export { type ApiServer, DEFAULT_LISTEN, parseListen, serveApi } from "./serve.ts";
-export { missedSoFar, RunsView, type Snapshot, type ViewOptions } from "./view.ts";
+export { RunsView, type Snapshot, type ViewOptions } from "./view.ts";

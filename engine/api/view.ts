@@ -15,7 +15,7 @@ import type { Estimates } from "../graph.ts";
 import { historyEstimates } from "../history.ts";
 import type { Runbook, Strategy } from "../model.ts";
 import { type Prediction, predictRest, type StepStanding } from "../predict.ts";
-import type { Report } from "../report.ts";
+import { missedObjectives, type Report } from "../report.ts";
 import { runbookOf, runState, runSummary } from "../runs.ts";
 import type { RunRecord, Store } from "../store/types.ts";
 import type { RunDetail } from "./schemas.ts";
@@ -96,6 +96,13 @@ export class RunsView {
     return this.#cached(this.#details, id, (prev) => this.#detail(id, prev));
   }
 
+  /** The predicted TTR and BTN of a running run, as `GET /runs/ID` shows them (else null). */
+  async predicted(id: string): Promise<Prediction | null> {
+    const snapshot = await this.detail(id);
+    const p = this.#predictions.get(id);
+    return snapshot && p && !this.#details.get(id)?.final ? p.value : null;
+  }
+
   /** `GET /runs`: the newest `limit` runs. */
   async list(limit: number): Promise<Snapshot> {
     return (await this.#cached(this.#lists, limit, async () => {
@@ -151,7 +158,7 @@ export class RunsView {
     const detail: RunDetail = {
       ...report,
       outcome: ended ? report.outcome : null,
-      missed: ended ? report.missed : missedSoFar(report, elapsed),
+      missed: ended ? report.missed : missedObjectives(report, elapsed),
       state,
       drill: rec.drill,
       started_at: new Date(rec.startedAt).toISOString(),
@@ -222,20 +229,6 @@ async function planOf(store: Store, rec: RunRecord): Promise<Planned> {
     return { error: `the runbook ${rec.file} changed since the run started` };
   }
   return { runbook, estimates: await historyEstimates(store, runbook) };
-}
-
-/** The objectives a run still going has already missed: their time has passed. */
-export function missedSoFar(report: Report, elapsed: number): string[] {
-  const late = (t: number | null | undefined, limit: number | undefined) =>
-    limit !== undefined && (t === null || t === undefined ? elapsed > limit : t > limit + 1e-9);
-  const o = report.objectives;
-  const out: string[] = [];
-  if (late(report.ttr_s, o.rto_s)) out.push("rto");
-  if (late(report.btn_s, o.btn_s)) out.push("btn");
-  for (const [name, limit] of Object.entries(o.milestones)) {
-    if (late(report.milestones[name], limit)) out.push(`milestone:${name}`);
-  }
-  return out;
 }
 
 /** The report of a run whose engine has not saved one yet (its first moment). */
