@@ -197,6 +197,8 @@ function buildModel(
       onFailure: s["on-failure"] ?? "abort",
       approval: s.approval === undefined ? undefined : t(s.approval),
       skip: skip.has(s.id),
+      user: s.user,
+      idempotent: s.idempotent ?? false,
     } as const;
     if (s.fetch) {
       const f = s.fetch;
@@ -214,6 +216,7 @@ function buildModel(
         size: unit(at("fetch", "size"), parseSize, f.size),
         rate: unit(at("fetch", "rate"), parseBandwidth, f.rate),
         sha256: f.sha256,
+        local: f.local ?? false,
       };
       return step;
     }

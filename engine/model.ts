@@ -53,6 +53,10 @@ export interface StepBase {
   readonly approval?: Template;
   /** Listed in `drill.skip` and this is a drill: simulated with its estimate, never run. */
   readonly skip: boolean;
+  /** Run the step's commands (and own what it fetches) as this system user. */
+  readonly user?: string;
+  /** Safe to run again after the engine died while it ran (revision 2). */
+  readonly idempotent: boolean;
 }
 
 /** A step that runs a command. */
@@ -73,6 +77,8 @@ export interface FetchStep extends StepBase {
   readonly size?: number;
   readonly rate?: number;
   readonly sha256?: string;
+  /** Crosses no link: not paced, not counted in the link's bounds (revision 2). */
+  readonly local: boolean;
 }
 
 /** Any step. */

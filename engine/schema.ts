@@ -54,6 +54,10 @@ const fetch = z.strictObject({
   rate: bandwidth.optional().meta({ description: "How fast the source delivers on its own" }),
   sha256: z.string().regex(/^[0-9a-f]{64}$/, "pattern:sha256").optional()
     .meta({ description: "Checked before the step is done (64 lowercase hex digits)" }),
+  local: z.boolean().optional()
+    .meta({
+      description: "Crosses no link (a local copy, a clone): not paced, not in link bounds",
+    }),
 });
 
 const step = z.strictObject({
@@ -75,6 +79,10 @@ const step = z.strictObject({
   milestone: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "pattern:milestone").optional(),
   "on-failure": z.enum(["abort", "isolate"]).optional(),
   approval: text.optional().meta({ description: "The step waits until a person approves it" }),
+  user: z.string().regex(/^[a-z_][a-z0-9_.-]*[$]?$/i, "pattern:user").optional()
+    .meta({ description: "Run the step's commands as this system user (needs root)" }),
+  idempotent: z.boolean().optional()
+    .meta({ description: "Safe to run again after it was interrupted (default false)" }),
 });
 
 const objectives = z.strictObject({
