@@ -7,6 +7,7 @@
  * @example
  * ```ts
  * import { parseRunbook, simulate } from "./mod.ts";
+ * import assert from "node:assert/strict";
  * const rb = parseRunbook(`runbook: 1
  * name: demo
  * bandwidth: 100MB/s
@@ -17,7 +18,8 @@
  *   - { id: s2, needs: [f2, s1], run: ./reindex.sh, estimate: 20s }
  * `, "demo.yaml");
  * const report = simulate(rb, { strategy: "aggressive" });
- * console.assert(report.ttr_s === 12 && report.btn_s === 32);
+ * assert.equal(report.ttr_s, 12);
+ * assert.equal(report.btn_s, 32);
  * ```
  *
  * @module

@@ -10,6 +10,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { RunbookErrors, SimulationError, UsageError } from "./errors.ts";
 import { readRunbook } from "./load.ts";
+import { checkEnv } from "./env_check.ts";
 import type { Strategy } from "./model.ts";
 import { plan } from "./plan.ts";
 import { renderPlan } from "./render.ts";
@@ -21,6 +22,7 @@ import {
   cancel,
   findRun,
   liveRun,
+  markDone,
   runbookOf,
   runState,
   status,
@@ -30,6 +32,7 @@ import {
 import { parseListen } from "./api/serve.ts";
 import { serve, withListen } from "./cli_serve.ts";
 import { drill, expand, finishLive, writeReport } from "./cli_reports.ts";
+import { checkDrillNeeds, renderSkipped } from "./drill_needs.ts";
 import { openStore, type Store, StoreError } from "./store/mod.ts";
 
 /** Where the CLI writes and what it sees of its environment; tests pass their own. */
@@ -52,9 +55,12 @@ commands
   run FILE                      the real recovery
   drill [FILE|DIR]...           rehearse for real with the drill overrides (default: every
                                 runbook in runbooks/); --simulate: in virtual time instead
-  resume RUN_ID                 continue an interrupted run (done steps are not run again)
+  resume RUN_ID [--from STEP]   continue an interrupted or failed run (done steps are not run
+                                again); --from: run STEP and everything after it again
   status [RUN_ID]               the runs in the store, newest first, or one run's report
-  approve RUN_ID STEP           approve a step waiting for approval
+  approve RUN_ID STEP           approve a step waiting for approval, or run again a step that
+                                was running when its engine stopped
+  done RUN_ID STEP              mark a waiting step done by hand (a person did it)
   cancel RUN_ID                 cancel a run (works from another process)
   serve                         the HTTP status API over the store (--listen, default
                                 127.0.0.1:7070)
@@ -84,6 +90,7 @@ const FLAGS = {
   store: { type: "string" },
   listen: { type: "string" },
   token: { type: "string" },
+  from: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -94,6 +101,7 @@ const COMMANDS = [
   "resume",
   "status",
   "approve",
+  "done",
   "cancel",
   "serve",
   "schema",
@@ -106,9 +114,11 @@ const COMMANDS = [
  * @example
  * ```ts
  * import { main } from "./cli.ts";
+ * import assert from "node:assert/strict";
  * let out = "";
  * const code = await main(["schema"], { cwd: ".", stdout: (t) => (out += t), stderr: () => {} });
- * console.assert(code === 0 && JSON.parse(out).title === "thaw runbook");
+ * assert.equal(code, 0);
+ * assert.equal(JSON.parse(out).title, "thaw runbook");
  * ```
  */
 export async function main(args: string[], ctx: CliContext): Promise<number> {
@@ -185,6 +195,9 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
     );
   }
   if (values.listen !== undefined) parseListen(values.listen); // before anything is opened
+  if (values.from !== undefined && command !== "resume") {
+    throw new UsageError("--from goes with resume: thaw resume RUN_ID --from STEP");
+  }
   const options = { strategy: strategy as Strategy | undefined, vars, json: values.json === true };
   switch (command) {
     case "schema": {
@@ -208,19 +221,23 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
     case "drill": {
       const files = await expand(positionals.length ? positionals : ["runbooks"], ctx.cwd);
       if (!values.simulate) {
-        return await withStore(
+        const { ready, skipped } = await checkDrillNeeds(files, ctx.cwd);
+        ctx.stderr(renderSkipped(skipped));
+        const code = await withStore(
           ctx,
           values.store,
           (store, logs) =>
             withListen(ctx, store, values, () =>
               drill(
-                files,
+                ready,
                 ctx,
                 options,
                 values.report,
                 (rb) => liveRun(ctx, store, rb, { ...options, store: values.store }, logs),
               )),
         );
+        if (ready.length) ctx.stderr(renderSkipped(skipped)); // again, below the reports
+        return code;
       }
       const path = storePath(ctx, values.store);
       return await drill(
@@ -237,6 +254,7 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
         throw new UsageError("run takes one runbook file: thaw run FILE");
       }
       const rb = await readRunbook(positionals[0]!, { cwd: ctx.cwd, vars });
+      checkEnv(rb, Deno.env.toObject()); // before the store is opened: a refused run leaves nothing
       return await withStore(ctx, values.store, async (store, logs) => {
         const report = await withListen(
           ctx,
@@ -249,8 +267,9 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
     }
     case "resume": {
       if (positionals.length !== 1) {
-        throw new UsageError("resume takes a run id: thaw resume RUN_ID");
+        throw new UsageError("resume takes a run id: thaw resume RUN_ID [--from STEP]");
       }
+      const from = values.from;
       return await withStore(ctx, values.store, async (store, logs) => {
         const run = await findRun(store, positionals[0]!);
         const state = runState(run);
@@ -259,14 +278,22 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
             `run ${run.id} is still running (engine pid ${run.pid} on ${run.host})`,
           );
         }
-        if (state === "done") {
-          throw new UsageError(`run ${run.id} is done; there is nothing to resume`);
+        if (from !== undefined && !run.steps.includes(from)) {
+          throw new UsageError(
+            `--from ${from}: run ${run.id} has no such step${didYouMean(from, run.steps)}`,
+          );
+        }
+        if (state === "done" && from === undefined) {
+          throw new UsageError(
+            `run ${run.id} is done; there is nothing to resume (--from STEP runs a step again)`,
+          );
         }
         const rb = await runbookOf(run);
         const flags = {
           ...options,
           strategy: options.strategy ?? (run.strategy as Strategy),
           vars: { ...run.vars },
+          from,
         };
         const report = await withListen(
           ctx,
@@ -291,6 +318,15 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
         ctx,
         values.store,
         (store) => approve(ctx, store, positionals[0]!, positionals[1]!),
+      );
+    case "done":
+      if (positionals.length !== 2) {
+        throw new UsageError("done takes a run id and a step: thaw done RUN_ID STEP");
+      }
+      return await withStore(
+        ctx,
+        values.store,
+        (store) => markDone(ctx, store, positionals[0]!, positionals[1]!),
       );
     case "cancel":
       if (positionals.length !== 1) {

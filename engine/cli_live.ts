@@ -6,18 +6,30 @@
 import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { UsageError } from "./errors.ts";
+import { checkEnv } from "./env_check.ts";
 import type { Estimates } from "./graph.ts";
 import { historyEstimates } from "./history.ts";
 import { runLive } from "./live.ts";
+import { renderServices, runServices } from "./live_services.ts";
+import { checkUsers } from "./user_check.ts";
 import { fillGaps } from "./live_state.ts";
 import { renderChanges, TerminalView } from "./live_view.ts";
 import type { Runbook, Strategy } from "./model.ts";
 import { renderReport, table as renderTable } from "./render.ts";
 import { newRunId, type Report } from "./report.ts";
 import { simulate } from "./simulate.ts";
-import { DEFAULT_STORE, openStore } from "./store/mod.ts";
+import { DEFAULT_STORE, fileStorePath, openStore } from "./store/mod.ts";
+import { STORE_DIR_MODE, STORE_FILE_MODE } from "./store/sqlite_file.ts";
 import type { RunRecord, Store } from "./store/types.ts";
-import { findRun, requestApproval, requestCancel, runState, runSummary } from "./runs.ts";
+import {
+  findRun,
+  requestApproval,
+  requestCancel,
+  requestDone,
+  runState,
+  runSummary,
+  waitLines,
+} from "./runs.ts";
 import { formatDuration } from "./units.ts";
 
 export { findRun, runbookOf, runState } from "./runs.ts";
@@ -37,16 +49,21 @@ export interface LiveFlags {
   readonly vars: Record<string, string>;
   readonly json: boolean;
   readonly store?: string | undefined;
+  /** `resume --from STEP`: run STEP and everything downstream of it again. */
+  readonly from?: string | undefined;
 }
 
 /** Opens the store named by `--store` (default `.thaw/state.db` under the user's directory). */
 export function storePath(ctx: LiveCliContext, flag: string | undefined): string {
-  if (flag && (/^postgres(ql)?:\/\//.test(flag) || flag === ":memory:")) return flag;
+  // A URL stays a URL (`openStore` refuses the schemes it does not know): never a file "mysql:".
+  if (flag && /^file:\/\//i.test(flag)) return fileStorePath(flag);
+  if (flag && (/^[a-z][a-z0-9+.-]*:\/\//i.test(flag) || flag === ":memory:")) return flag;
   return resolve(ctx.cwd, flag ?? DEFAULT_STORE);
 }
 
 /** The store, if its file exists (planning never creates one). */
 export async function existingStore(path: string): Promise<Store | undefined> {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(path)) return await openStore(path); // refused if unknown
   try {
     await Deno.stat(path);
   } catch {
@@ -75,6 +92,8 @@ export async function liveRun(
   logRoot: string,
   resume?: RunRecord,
 ): Promise<Report> {
+  checkUsers(rb); // `user:` names a user this machine has, and thaw may become: exit 2 if not
+  checkEnv(rb, Deno.env.toObject()); // an unset ${{ env.X }} is refused before the run exists
   const text = rb.text;
   const sha = createHash("sha256").update(text).digest("hex");
   if (resume && resume.fileSha256 !== sha) {
@@ -97,13 +116,15 @@ export async function liveRun(
   const plain = flags.json ? ctx.stderr : ctx.stdout;
   const logs = new Map<string, Deno.FsFile>();
   const logDir = join(logRoot, run);
-  await Deno.mkdir(logDir, { recursive: true });
-  if (!flags.json) {
+  // Said once the run exists: a runbook refused before it starts (exit 2) leaves no run behind.
+  const onStart = async () => {
+    await Deno.mkdir(logDir, { recursive: true, mode: STORE_DIR_MODE }); // owner-only, as the store
+    if (flags.json) return;
     plain(
       `${rb.name}: ${resume ? "resuming" : "starting"} run ${run}` +
         `${rb.drill ? " (drill)" : ""}; logs in ${logDir}\n`,
     );
-  }
+  };
   try {
     const { report, measured } = await runLive({
       runbook: rb,
@@ -114,12 +135,19 @@ export async function liveRun(
       vars: flags.vars,
       estimates,
       signal: ac.signal,
-      ...(resume ? { resume } : {}),
+      onStart,
+      ...(resume ? { resume, from: flags.from } : {}),
+      // Services append to their log themselves: they outlive thaw.
+      logFile: (step) => join(logDir, `${step}.log`),
       output: (step) => (chunk) => {
         // Opened on the first output only: most steps print nothing.
         let f = logs.get(step);
         if (!f) {
-          f = Deno.openSync(join(logDir, `${step}.log`), { create: true, append: true });
+          f = Deno.openSync(join(logDir, `${step}.log`), {
+            create: true,
+            append: true,
+            mode: STORE_FILE_MODE,
+          });
           logs.set(step, f);
         }
         f.writeSync(chunk);
@@ -192,6 +220,7 @@ export async function status(
   }
   const run = await findRun(store, id);
   const report = run.report ? JSON.parse(run.report) as Report : null;
+  const services = await runServices(store, run.id);
   if (json) {
     ctx.stdout(
       JSON.stringify({
@@ -200,12 +229,15 @@ export async function status(
         runbook: run.runbook,
         mode: run.mode,
         state: runState(run),
+        services,
       }) + "\n",
     );
     return 0;
   }
   ctx.stdout(`run ${run.id} of ${run.runbook}: ${runState(run)}\n`);
   if (report) ctx.stdout(renderReport(report) + "\n");
+  for (const line of await waitLines(store, run)) ctx.stdout(line + "\n");
+  ctx.stdout(renderServices(services));
   return 0;
 }
 
@@ -219,6 +251,24 @@ export async function approve(
   const run = await findRun(store, id);
   await requestApproval(store, run, step);
   ctx.stdout(`approved ${step} in run ${run.id}\n`);
+  return 0;
+}
+
+/** `thaw done RUN_ID STEP`: a person did the step's work; its dependents may start. */
+export async function markDone(
+  ctx: LiveCliContext,
+  store: Store,
+  id: string,
+  step: string,
+): Promise<number> {
+  const run = await findRun(store, id);
+  const how = await requestDone(store, run, step);
+  ctx.stdout(
+    how === "queued"
+      ? `marked ${step} done in run ${run.id}; its dependents may start\n`
+      : `marked ${step} done in run ${run.id} (${runState(run)}); thaw resume ${run.id} ` +
+        "carries on after it\n",
+  );
   return 0;
 }
 

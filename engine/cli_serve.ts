@@ -33,7 +33,7 @@ function started(url: string, token: string | undefined): string {
 /** `thaw serve`: the API over `store` until SIGINT or SIGTERM. */
 export async function serve(ctx: ServeContext, store: Store, flags: ServeFlags): Promise<number> {
   const token = tokenOf(flags);
-  const server = serveApi({ store, token, listen: flags.listen ?? DEFAULT_LISTEN });
+  const server = await serveApi({ store, token, listen: flags.listen ?? DEFAULT_LISTEN });
   ctx.stdout(`thaw serve: ${started(server.url, token)}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -61,7 +61,7 @@ export async function withListen<T>(
 ): Promise<T> {
   if (flags.listen === undefined) return await body();
   const token = tokenOf(flags);
-  const server = serveApi({ store, token, listen: flags.listen });
+  const server = await serveApi({ store, token, listen: flags.listen });
   ctx.stderr(`thaw: ${started(server.url, token)}\n`);
   try {
     return await body();

@@ -14,9 +14,10 @@
  * @example
  * ```ts
  * import { RunbookError } from "./errors.ts";
+ * import assert from "node:assert/strict";
  * const e = new RunbookError("unknown key \"neds\"", "vod.yaml", 14, 5);
- * console.assert(e.message === "vod.yaml:14:5: unknown key \"neds\"");
- * console.assert(e instanceof SyntaxError);
+ * assert.equal(e.message, "vod.yaml:14:5: unknown key \"neds\"");
+ * assert(e instanceof SyntaxError);
  * ```
  */
 export class RunbookError extends SyntaxError {
@@ -46,8 +47,9 @@ export class RunbookError extends SyntaxError {
  * @example
  * ```ts
  * import { RunbookError, RunbookErrors } from "./errors.ts";
+ * import assert from "node:assert/strict";
  * const all = new RunbookErrors("vod.yaml", [new RunbookError("bad", "vod.yaml", 1, 1)]);
- * console.assert(all.errors.length === 1);
+ * assert.equal(all.errors.length, 1);
  * ```
  */
 export class RunbookErrors extends AggregateError {
@@ -74,8 +76,9 @@ export class RunbookErrors extends AggregateError {
  * @example
  * ```ts
  * import { UsageError } from "./errors.ts";
+ * import assert from "node:assert/strict";
  * const e = new UsageError("unknown flag --stratgy (did you mean --strategy?)");
- * console.assert(e instanceof TypeError);
+ * assert(e instanceof TypeError);
  * ```
  */
 export class UsageError extends TypeError {

@@ -50,8 +50,10 @@ const HINT = "expected vars.NAME, env.NAME, steps.ID.to or run.id";
  * @example
  * ```ts
  * import { parseTemplate } from "./expressions.ts";
+ * import assert from "node:assert/strict";
  * const t = parseTemplate("${{ vars.root }}/db.dump");
- * console.assert("parts" in t && t.parts.length === 2);
+ * assert("parts" in t);
+ * assert.equal(t.parts.length, 2);
  * ```
  */
 export function parseTemplate(text: string): Template | { problems: ExpressionProblem[] } {
@@ -100,8 +102,10 @@ export function hasExpression(text: string): boolean {
  * @example
  * ```ts
  * import { parseTemplate, renderTemplate } from "./expressions.ts";
+ * import assert from "node:assert/strict";
  * const t = parseTemplate("${{ vars.root }}/x");
- * if ("parts" in t) console.assert(renderTemplate(t, (r) => r.name === "root" ? "/r" : "") === "/r/x");
+ * assert("parts" in t);
+ * assert(renderTemplate(t, (r) => r.name === "root" ? "/r" : "") === "/r/x");
  * ```
  */
 export function renderTemplate(template: Template, value: (ref: Reference) => string): string {

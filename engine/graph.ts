@@ -7,43 +7,11 @@
  *
  * @module
  */
+import { bottomLevels, boundOf, crossing, lowerBound } from "./bounds.ts";
+import { FETCH, type Graph, RUN } from "./graph_types.ts";
 import type { Runbook } from "./model.ts";
 
-/** Step kinds as the scheduler sees them. */
-export const FETCH = 0;
-/** A step that takes a run slot: a run step, or a drill-skipped step standing in for itself. */
-export const RUN = 1;
-
-/** The recovery graph, by step index. */
-export interface Graph {
-  readonly n: number;
-  readonly ids: readonly string[];
-  /** {@link FETCH} (crosses the link) or {@link RUN} (takes a run slot). */
-  readonly kind: Uint8Array;
-  /** 1 for steps skipped in a drill: they take their estimate and move no data. */
-  readonly skipped: Uint8Array;
-  /** `needs` as CSR: the needs of `i` are `needList[needStart[i] .. needStart[i+1]]`. */
-  readonly needStart: Int32Array;
-  readonly needList: Int32Array;
-  /** Dependents as CSR, the reverse of `needs`. */
-  readonly depStart: Int32Array;
-  readonly depList: Int32Array;
-  /** A topological order (needs before dependents). */
-  readonly order: Int32Array;
-  /** Run steps: the estimate, seconds (NaN when unknown). Fetches: alone on the link. */
-  readonly duration: Float64Array;
-  /** Fetches: bytes (NaN when unknown). */
-  readonly size: Float64Array;
-  /** Fetches: how fast the source delivers on its own (Infinity: as fast as the link). */
-  readonly rate: Float64Array;
-  /** Capacity of the shared link in bytes per second (Infinity: not limited). */
-  readonly bandwidth: number;
-  /** 1 when the step fails with `on-failure: isolate`. */
-  readonly isolate: Uint8Array;
-  /** Index into `milestones`, or -1. */
-  readonly milestone: Int32Array;
-  readonly milestones: readonly string[];
-}
+export { bottomLevels, FETCH, type Graph, lowerBound, RUN };
 
 /** Estimates that override or fill in the runbook's (from history, or measured in a live run). */
 export interface Estimates {
@@ -60,10 +28,11 @@ export interface Estimates {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRunbook } from "./load.ts";
  * import { buildGraph } from "./graph.ts";
  * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true', estimate: 1s}\n  - {id: b, needs: [a], run: 'true', estimate: 2s}\n", "x.yaml");
- * console.assert(buildGraph(rb).order.join() === "0,1");
+ * assert.equal(buildGraph(rb).order.join(), "0,1");
  * ```
  */
 export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
@@ -72,6 +41,7 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
   const index = new Map<string, number>();
   steps.forEach((s, i) => index.set(s.id, i));
   const kind = new Uint8Array(n), skipped = new Uint8Array(n), isolate = new Uint8Array(n);
+  const local = new Uint8Array(n);
   const duration = new Float64Array(n), size = new Float64Array(n).fill(NaN);
   const rate = new Float64Array(n).fill(Infinity), milestone = new Int32Array(n).fill(-1);
   const milestones: string[] = [];
@@ -99,7 +69,8 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
       const r = estimates.rate?.get(s.id) ?? s.rate ??
         (Number.isFinite(est) && est > 0 ? size[i]! / est : Infinity);
       rate[i] = r;
-      duration[i] = size[i]! / Math.min(r, runbook.bandwidth);
+      local[i] = s.local ? 1 : 0;
+      duration[i] = size[i]! / (s.local ? r : Math.min(r, runbook.bandwidth));
     } else {
       kind[i] = RUN;
       duration[i] = s.skip ? (s.estimate ?? 0) : est;
@@ -145,6 +116,7 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
     duration,
     size,
     rate,
+    local,
     bandwidth: runbook.bandwidth,
     isolate,
     milestone,
@@ -160,21 +132,44 @@ export interface Analysis {
   readonly ttrTarget: Uint8Array;
   /** Critical paths (step indexes) to TTR and to BTN, every fetch alone on the link. */
   readonly criticalPath: { readonly ttr: number[]; readonly btn: number[] };
-  /** TTR and BTN that no schedule can beat. */
+  /** TTR and BTN that no schedule can beat (see {@link lowerBound}). */
   readonly lowerBound: { readonly ttr: number; readonly btn: number };
   /** Scheduler priority of each step: lower goes first (see the README's policy). */
   readonly rank: Float64Array;
 }
 
+/** What {@link analyse} may take into account besides the graph. */
+export interface AnalyseOptions {
+  /**
+   * Bytes of each fetch already home, by step index (a resumed run): they count as crossed,
+   * in the lower bounds only.
+   */
+  readonly home?: ArrayLike<number>;
+}
+
 /**
- * Analyses a graph whose durations are all known.
+ * Analyses a graph whose durations are all known: levels, critical paths, the lower bounds of
+ * TTR (the milestone steps and what they need) and BTN (every step), and the scheduler's ranks.
  *
- * The lower bound of a target (TTR: the milestone steps; BTN: every step) is the larger of
- * (a) its critical path with every fetch alone on the link and (b) all bytes the target needs
- * over the link plus the shortest run-step chain that must follow the last fetch to land.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRunbook } from "./load.ts";
+ * import { analyse, buildGraph } from "./graph.ts";
+ * const g = buildGraph(parseRunbook(`runbook: 1
+ * name: x
+ * bandwidth: 100MB/s
+ * steps:
+ *   - { id: f, fetch: { from: /b/f, to: ./f, size: 200MB } }
+ *   - { id: s, needs: [f], run: "true", estimate: 10s, milestone: up }
+ * `, "x.yaml"));
+ * assert.deepEqual(analyse(g).lowerBound, { ttr: 12, btn: 12 });
+ * // Resumed with 150MB of f already home: 50MB left to cross.
+ * assert.equal(analyse(g, { home: [150e6, 0] }).lowerBound.ttr, 10.5);
+ * ```
  */
-export function analyse(g: Graph): Analysis {
-  const { n, order, needStart, needList, duration, kind } = g;
+export function analyse(g: Graph, options: AnalyseOptions = {}): Analysis {
+  const { n, order, needStart, needList, duration } = g;
   const level = new Int32Array(n);
   const eft = new Float64Array(n);
   const via = new Int32Array(n).fill(-1);
@@ -195,16 +190,7 @@ export function analyse(g: Graph): Analysis {
   for (let i = 0; i < n; i++) (levels[level[i]!] ??= []).push(i);
 
   const hasMilestones = g.milestone.some((m) => m >= 0);
-  const ttrTarget = new Uint8Array(n);
-  if (!hasMilestones) ttrTarget.fill(1);
-  else {
-    for (let o = n - 1; o >= 0; o--) {
-      const i = order[o]!;
-      if (g.milestone[i]! >= 0) ttrTarget[i] = 1;
-      if (!ttrTarget[i]) continue;
-      for (let k = needStart[i]!; k < needStart[i + 1]!; k++) ttrTarget[needList[k]!] = 1;
-    }
-  }
+  const ttrTarget = milestoneTarget(g);
   const all = new Uint8Array(n).fill(1);
   const ends = (target: Uint8Array, sinksOnly: boolean) => {
     let best = -1;
@@ -220,30 +206,52 @@ export function analyse(g: Graph): Analysis {
     return path.reverse();
   };
   const ttrEnd = ends(ttrTarget, hasMilestones), btnEnd = ends(all, false);
-  const cpTtr = ttrEnd < 0 ? 0 : eft[ttrEnd]!, cpBtn = btnEnd < 0 ? 0 : eft[btnEnd]!;
-
-  const blTtr = bottomLevels(g, hasMilestones ? ttrTarget : all);
+  const cp = { ttr: ttrEnd < 0 ? 0 : eft[ttrEnd]!, btn: btnEnd < 0 ? 0 : eft[btnEnd]! };
+  const blTtr = bottomLevels(g, ttrTarget);
   const blBtn = hasMilestones ? bottomLevels(g, all) : blTtr;
-
-  const bytesBound = (target: Uint8Array) => {
-    const after = tails(g, target);
-    let bytes = 0, tail = Infinity, fetches = 0;
-    for (let i = 0; i < n; i++) {
-      if (!target[i] || kind[i] !== FETCH) continue;
-      fetches++;
-      bytes += g.size[i]!;
-      // Run steps that must follow this fetch: its longest run-only chain to the target.
-      tail = Math.min(tail, after[i]!);
-    }
-    return fetches === 0 ? 0 : bytes / g.bandwidth + tail;
+  // Without bytes already home, the bounds' tails are the bottom levels just computed.
+  const { home } = options;
+  const btn = home ? lowerBound(g, all, home) : boundOf(g, all, crossing(g), blBtn);
+  const ttr = !hasMilestones
+    ? btn
+    : home
+    ? lowerBound(g, ttrTarget, home)
+    : boundOf(g, ttrTarget, crossing(g), blTtr);
+  return {
+    levels,
+    ttrTarget,
+    criticalPath: { ttr: ttrEnd < 0 ? [] : pathTo(ttrEnd), btn: btnEnd < 0 ? [] : pathTo(btnEnd) },
+    lowerBound: { ttr, btn },
+    rank: ranks(g, ttrTarget, cp, blTtr, blBtn),
   };
-  const lowerBound = {
-    ttr: Math.max(cpTtr, bytesBound(hasMilestones ? ttrTarget : all)),
-    btn: Math.max(cpBtn, bytesBound(all)),
-  };
+}
 
-  // Priorities: TTR work first, then work some run step needs, then data nobody waits for;
-  // within a class, by the latest finish that does not delay the target (earliest first).
+/** 1 for the milestone steps and everything they need, directly or not (all, with none). */
+export function milestoneTarget(g: Graph): Uint8Array {
+  const { n, order, needStart, needList } = g;
+  const target = new Uint8Array(n);
+  if (!g.milestone.some((m) => m >= 0)) return target.fill(1);
+  for (let o = n - 1; o >= 0; o--) {
+    const i = order[o]!;
+    if (g.milestone[i]! >= 0) target[i] = 1;
+    if (!target[i]) continue;
+    for (let k = needStart[i]!; k < needStart[i + 1]!; k++) target[needList[k]!] = 1;
+  }
+  return target;
+}
+
+/**
+ * Priorities: TTR work first, then work some run step needs, then data nobody waits for; within
+ * a class, by the latest finish that does not delay the target (earliest first).
+ */
+function ranks(
+  g: Graph,
+  ttrTarget: Uint8Array,
+  cp: { readonly ttr: number; readonly btn: number },
+  blTtr: Float64Array,
+  blBtn: Float64Array,
+): Float64Array {
+  const { n, order, needStart, needList, duration, kind } = g;
   const neededByRun = new Uint8Array(n);
   for (let o = n - 1; o >= 0; o--) {
     const i = order[o]!;
@@ -256,10 +264,10 @@ export function analyse(g: Graph): Analysis {
     const ttr = ttrTarget[i] === 1;
     keyClass[i] = ttr ? 0 : kind[i] === RUN || neededByRun[i] ? 1 : 2;
     // Latest finish (fetches) or latest start (run steps) against the class's target.
-    const lft = ttr ? cpTtr - blTtr[i]! + duration[i]! : cpBtn - blBtn[i]! + duration[i]!;
+    const lft = ttr ? cp.ttr - blTtr[i]! + duration[i]! : cp.btn - blBtn[i]! + duration[i]!;
     // A source slower than the link cannot catch up later: it must start earlier by the time
     // it takes beyond what the link alone would need.
-    const excess = kind[i] === FETCH && Number.isFinite(g.bandwidth)
+    const excess = kind[i] === FETCH && !g.local[i] && Number.isFinite(g.bandwidth)
       ? duration[i]! - g.size[i]! / g.bandwidth
       : 0;
     keyTime[i] = kind[i] === FETCH ? lft - excess : lft - duration[i]!;
@@ -270,48 +278,5 @@ export function analyse(g: Graph): Analysis {
   );
   const rank = new Float64Array(n);
   byKey.forEach((i, r) => (rank[i] = r));
-  return {
-    levels,
-    ttrTarget,
-    criticalPath: { ttr: ttrEnd < 0 ? [] : pathTo(ttrEnd), btn: btnEnd < 0 ? [] : pathTo(btnEnd) },
-    lowerBound,
-    rank,
-  };
-}
-
-/**
- * For every step of `target`, the time from its start to the end of the target along its longest
- * chain (0 outside the target).
- */
-export function bottomLevels(g: Graph, target: Uint8Array): Float64Array {
-  const { n, order, depStart, depList, duration } = g;
-  const bl = new Float64Array(n);
-  for (let o = n - 1; o >= 0; o--) {
-    const i = order[o]!;
-    if (!target[i]) continue;
-    let after = 0;
-    for (let k = depStart[i]!; k < depStart[i + 1]!; k++) {
-      const d = depList[k]!;
-      if (target[d]) after = Math.max(after, bl[d]!);
-    }
-    bl[i] = duration[i]! + after;
-  }
-  return bl;
-}
-
-/** For every step, the longest run-step time that must follow its end within `target`. */
-function tails(g: Graph, target: Uint8Array): Float64Array {
-  const t = new Float64Array(g.n);
-  for (let o = g.n - 1; o >= 0; o--) {
-    const i = g.order[o]!;
-    if (!target[i]) continue;
-    let after = 0;
-    for (let k = g.depStart[i]!; k < g.depStart[i + 1]!; k++) {
-      const d = g.depList[k]!;
-      if (!target[d]) continue;
-      after = Math.max(after, t[d]! + (g.kind[d] === RUN ? g.duration[d]! : 0));
-    }
-    t[i] = after;
-  }
-  return t;
+  return rank;
 }

@@ -10,11 +10,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IndexedHeap } from "./heap.ts";
  * const h = new IndexedHeap(4);
  * h.push(2, 5); h.push(0, 1); h.push(3, 3);
  * h.remove(0);
- * console.assert(h.pop() === 3 && h.pop() === 2 && h.size === 0);
+ * assert.deepEqual([h.pop(), h.pop(), h.size], [3, 2, 0]);
  * ```
  */
 export class IndexedHeap {

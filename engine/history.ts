@@ -2,6 +2,11 @@
  * Estimates from history: a run step without `estimate`, or a fetch without `rate`, takes the
  * median of its past live runs in the store, so each drill sharpens the next prediction.
  *
+ * Only runs that ended `done` teach (the store gives no other): a failed, cancelled or hung run
+ * times what went wrong, not the step. A fetch's rate is its bytes over the seconds it was
+ * actually moving, not over a time that includes pauses the scheduler imposed, waits for the
+ * link or for an approval.
+ *
  * @module
  */
 import type { Estimates } from "./graph.ts";
@@ -18,11 +23,13 @@ export function median(xs: readonly number[]): number {
 /**
  * Estimates for the steps of `runbook` that the runbook does not time itself, from past samples:
  * the median duration of a run step without `estimate`; for a fetch without `rate`, the median
- * rate it achieved, when that is clearly below the link (else the link was the limit, not the
- * source); for a fetch without `size`, the median bytes.
+ * rate it achieved (bytes over its seconds moving, else over its start to its end), when that is
+ * clearly below the link (else the link was the limit, not the source); for a fetch without
+ * `size`, the median bytes.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { estimatesFrom } from "./history.ts";
  * import { parseRunbook } from "./load.ts";
  * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true'}\n", "x.yaml");
@@ -31,7 +38,7 @@ export function median(xs: readonly number[]): number {
  *   { run: "2", step: "a", seconds: 5, bytes: 0, endedAt: 2 },
  *   { run: "3", step: "a", seconds: 100, bytes: 0, endedAt: 3 },
  * ]);
- * console.assert(e.duration?.get("a") === 5);
+ * assert.equal(e.duration?.get("a"), 5);
  * ```
  */
 export function estimatesFrom(runbook: Runbook, samples: readonly HistorySample[]): Estimates {
@@ -49,9 +56,8 @@ export function estimatesFrom(runbook: Runbook, samples: readonly HistorySample[
     if (step.kind === "run") {
       if (step.estimate === undefined) duration.set(step.id, median(list.map((s) => s.seconds)));
     } else {
-      const rates = list.filter((s) => s.seconds > 0 && s.bytes > 0).map((s) =>
-        s.bytes / s.seconds
-      );
+      const rates = list.map((s) => s.bytes / (s.moving ?? s.seconds))
+        .filter((r) => r > 0 && Number.isFinite(r));
       // A fetch that ran at the link's cap says nothing about its source: only a rate clearly
       // below the link's bandwidth is the source's own.
       const r = rates.length ? median(rates) : NaN;

@@ -8,9 +8,17 @@
  * reads and so, for HTTP, lets TCP push back on the sender. A change of share wakes a waiting
  * fetch at once, so a fetch that is demanded gets the link as soon as the scheduler says so.
  *
- * The shaper also measures what each fetch achieves. When a source delivers clearly less than its
- * share while the fetch never had to wait, the source is the bottleneck, and the engine tells the
- * scheduler (`setRate`) so the rest of the link goes to other fetches (work-conserving).
+ * Accounting is strict, so that no fetch ever runs ahead of its share: a fetch starts with no
+ * credit, a debt (bytes that crossed before the link allowed them: a chunk already read, what a
+ * `run:` command wrote) is waited out and never forgiven when the share changes, and credit
+ * saved while the source was slower than its share is capped at a short burst. So the bytes of
+ * all fetches by any time never exceed the bandwidth times that time, and no report shows a fetch
+ * (or a TTR or BTN) beating the link's lower bound. A wait is re-checked at least every
+ * {@linkcode MAX_WAIT_MS} ms, whatever the debt (no timer beyond Node's limit).
+ *
+ * The shaper also measures what each fetch achieves and how long it waited for the link; the
+ * engine's rate estimator (`rate.ts`) turns that into what it tells the scheduler (`setRate`).
+ * A fetch that crosses no link (`local: true`) takes an unlimited link: counted, never paced.
  *
  * @module
  */
@@ -19,6 +27,8 @@ import type { Clock, Link } from "../steps/types.ts";
 /** Bytes a fetch may send at once after being idle, at most (keeps bursts short). */
 const BURST_SECONDS = 0.05;
 const MIN_BURST = 64 * 1024;
+/** The longest single wait before a fetch checks its credit again, milliseconds. */
+export const MAX_WAIT_MS = 1000;
 
 interface Pacer {
   rate: number;
@@ -31,6 +41,12 @@ interface Pacer {
   windowBytes: number;
   windowWait: number;
   total: number;
+  /** Milliseconds spent waiting in all, not counting the wait under way. */
+  waited: number;
+  /** When the wait under way began (clock ms), or NaN. */
+  waitingSince: number;
+  /** Never paced (a fetch that crosses no link). */
+  unlimited: boolean;
 }
 
 /** What the shaper saw of a fetch over the last window. */
@@ -43,6 +59,8 @@ export interface LinkSample {
   readonly waited: number;
   /** Bytes through the link in total. */
   readonly total: number;
+  /** Seconds spent waiting for the link in total, including a wait under way. */
+  readonly waitedTotal: number;
 }
 
 /**
@@ -50,13 +68,16 @@ export interface LinkSample {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LinkShaper } from "./link.ts";
  * import { realClock } from "../steps/types.ts";
  * const shaper = new LinkShaper(realClock);
  * shaper.setShare(0, 10e6); // fetch 0 may move 10 MB/s
  * const link = shaper.link(0);
- * await link.take(1024, new AbortController().signal); // within its burst: at once
- * console.assert(shaper.total(0) === 1024);
+ * const started = performance.now();
+ * await link.take(100_000, new AbortController().signal); // 100 kB at 10 MB/s: 10 ms
+ * assert.equal(shaper.total(0), 100_000);
+ * assert.ok(performance.now() - started >= 9);
  * ```
  */
 export class LinkShaper {
@@ -81,6 +102,9 @@ export class LinkShaper {
         windowBytes: 0,
         windowWait: 0,
         total: 0,
+        waited: 0,
+        waitingSince: NaN,
+        unlimited: false,
       };
       this.#pacers.set(i, p);
     }
@@ -90,10 +114,9 @@ export class LinkShaper {
   /** Sets the share of fetch `i`, bytes per second (Infinity: no pacing; 0: paused). */
   setShare(i: number, rate: number): void {
     const p = this.#pacer(i);
+    if (p.unlimited) return;
     this.#refill(p);
     p.rate = rate;
-    // A fetch starting (or resuming) may send a short burst at once.
-    if (rate > 0 && Number.isFinite(rate)) p.tokens = Math.max(p.tokens, 0);
     p.wake?.();
   }
 
@@ -117,8 +140,23 @@ export class LinkShaper {
     }
   }
 
-  /** The link of fetch `i`, to hand to the fetch step. */
-  link(i: number): Link {
+  /** Seconds fetch `i` spent waiting for the link so far, including a wait under way. */
+  waited(i: number): number {
+    const p = this.#pacers.get(i);
+    return p ? this.#waitedMs(p, this.#clock.now()) / 1000 : 0;
+  }
+
+  /**
+   * The link of fetch `i`, to hand to the fetch step; `unlimited` (a fetch that crosses no link):
+   * its bytes are counted, it is never paced, whatever share it is given.
+   */
+  link(i: number, unlimited = false): Link {
+    const p = this.#pacer(i);
+    if (unlimited) {
+      p.unlimited = true;
+      p.rate = Infinity;
+      p.wake?.();
+    }
     return { take: (bytes, signal) => this.#take(this.#pacer(i), bytes, signal) };
   }
 
@@ -129,16 +167,22 @@ export class LinkShaper {
     this.#windowStart = now;
     const out = new Map<number, LinkSample>();
     for (const [i, p] of this.#pacers) {
+      const ongoing = Number.isNaN(p.waitingSince) ? 0 : now - p.waitingSince;
       out.set(i, {
         achieved: p.windowBytes / seconds,
         share: p.rate,
-        waited: Math.min(1, p.windowWait / 1000 / seconds),
+        waited: Math.min(1, (p.windowWait + ongoing) / 1000 / seconds),
         total: p.total,
+        waitedTotal: this.#waitedMs(p, now) / 1000,
       });
       p.windowBytes = 0;
-      p.windowWait = 0;
+      p.windowWait = -ongoing; // the wait under way is counted in this window already
     }
     return out;
+  }
+
+  #waitedMs(p: Pacer, now: number): number {
+    return p.waited + (Number.isNaN(p.waitingSince) ? 0 : now - p.waitingSince);
   }
 
   #refill(p: Pacer): void {
@@ -156,7 +200,9 @@ export class LinkShaper {
     if (p.rate === Infinity) return;
     this.#refill(p);
     p.tokens -= bytes;
+    if (p.rate !== 0 && p.tokens >= 0) return signal.throwIfAborted();
     const began = this.#clock.now();
+    p.waitingSince = began;
     try {
       while (p.rate !== Infinity && (p.rate === 0 || p.tokens < 0)) {
         signal.throwIfAborted();
@@ -164,7 +210,8 @@ export class LinkShaper {
         if (p.rate === 0) {
           await abortable(changed, signal);
         } else {
-          const ms = Math.max(1, (-p.tokens / p.rate) * 1000);
+          // Clamped: a debt at a tiny share would otherwise ask for a timer beyond Node's limit.
+          const ms = Math.min(MAX_WAIT_MS, Math.max(1, (-p.tokens / p.rate) * 1000));
           const ac = new AbortController();
           const onAbort = () => ac.abort(signal.reason);
           signal.addEventListener("abort", onAbort, { once: true });
@@ -180,7 +227,10 @@ export class LinkShaper {
       }
       signal.throwIfAborted();
     } finally {
-      p.windowWait += this.#clock.now() - began;
+      const waited = this.#clock.now() - began;
+      p.windowWait += waited;
+      p.waited += waited;
+      p.waitingSince = NaN;
     }
   }
 }

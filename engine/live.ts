@@ -12,7 +12,8 @@
 import { hostname } from "node:os";
 import { analyse, buildGraph, type Estimates, FETCH } from "./graph.ts";
 import { LinkShaper } from "./link.ts";
-import { LiveRun } from "./live_view.ts";
+import { RateEstimator } from "./rate.ts";
+import { LiveRun, skipDetail } from "./live_view.ts";
 import type { FetchStep, Runbook, RunStep, Strategy } from "./model.ts";
 import { Recorder } from "./recorder.ts";
 import { buildReport, type Report, sec } from "./report.ts";
@@ -20,20 +21,27 @@ import { Resolver } from "./resolve.ts";
 import { type Decision, Scheduler } from "./scheduler.ts";
 import {
   fillGaps,
+  measuredBound,
   measuredEstimates,
   missingFetches,
+  progressRow,
   removePartials,
-  resumeState,
   stopProcesses,
 } from "./live_state.ts";
-import type { RunRecord, StepChange, StepStateName, Store } from "./store/types.ts";
+import { type Resumed, resumeState } from "./resume.ts";
+import { DONE_BY_HAND, PersonWaits } from "./waits.ts";
+import { PROCESS_RECORD_MS, ProcessBook } from "./live_procs.ts";
+import type { FetchProgress, RunRecord, StepChange, StepStateName, Store } from "./store/types.ts";
 import { fetchData } from "../steps/fetch.ts";
 import { runStep } from "../steps/run.ts";
+import { watchRecorded, watchService } from "./live_services.ts";
 import { type Clock, realClock, type Service, type Spawned } from "../steps/types.ts";
 
 /** How often the loop looks at the store, beats, samples the link and saves progress. */
 const TICK_MS = 200;
 const SAVE_MS = 1000;
+/** How often, at most, the loop asks the store for commands (approve, cancel) from other processes. */
+const COMMANDS_MS = 50;
 
 /** What to run, and where to keep its state. */
 export interface LiveOptions {
@@ -47,6 +55,8 @@ export interface LiveOptions {
   readonly run: string;
   /** Continue this run instead of starting one. */
   readonly resume?: RunRecord;
+  /** With `resume`: run this step and every step downstream of it again (`--from`). */
+  readonly from?: string | undefined;
   /** sha256 of the runbook text. */
   readonly fileSha256: string;
   /** Estimates (from history) for the steps the runbook does not time. */
@@ -58,13 +68,19 @@ export interface LiveOptions {
   readonly signal?: AbortSignal;
   /** Where each step's output goes, by step id. */
   readonly output?: (step: string) => ((chunk: Uint8Array) => void) | undefined;
+  /** Each step's log file, by step id: background services append their output there. */
+  readonly logFile?: (step: string) => string | undefined;
   /** Called after each turn of the loop with what changed (for the live view). */
   readonly onChange?: (live: LiveRun, changes: readonly StepChange[]) => void;
+  /** Called once the run exists in the store, before its first step starts. */
+  readonly onStart?: () => void | Promise<void>;
 }
 
 type Finished =
-  | { type: "done"; i: number; bytes: number; service?: Service | undefined }
-  | { type: "failed"; i: number; reason: string };
+  | { type: "done"; i: number; bytes: number; service?: Service | undefined; detail?: string }
+  | { type: "failed"; i: number; reason: string }
+  /** A done step's background service exited: the step fails after all. */
+  | { type: "lost"; i: number; reason: string };
 
 /**
  * Runs (or resumes) a runbook for real and returns its report.
@@ -90,10 +106,11 @@ export async function runLive(
   const recorder = new Recorder(graph);
   const n = graph.n;
   const startedAt = options.resume?.startedAt ?? Date.now();
-  const live = new LiveRun(runbook, runId, strategy, startedAt);
+  const live = new LiveRun(runbook, runId, strategy, startedAt, options.estimates);
   const base = clock.now() - (Date.now() - startedAt);
   const now = () => (clock.now() - base) / 1000;
 
+  let resumed: Resumed | undefined;
   if (options.resume) {
     await store.updateRun(runId, {
       state: "running",
@@ -102,7 +119,11 @@ export async function runLive(
       heartbeatAt: Date.now(),
       endedAt: null,
     });
-    await resumeState(options.resume, store, graph, scheduler, recorder, live);
+    resumed = await resumeState(options.resume, store, graph, scheduler, recorder, live, {
+      runbook,
+      resolver,
+      from: options.from,
+    });
   } else {
     await store.createRun({
       id: runId,
@@ -119,12 +140,16 @@ export async function runLive(
       host: hostname(),
     });
   }
+  await options.onStart?.();
 
   const shaper = new LinkShaper(clock);
+  const rates = new RateEstimator(graph.bandwidth, graph.rate);
   const controllers = new Map<number, AbortController>();
   const services: Service[] = [];
-  const approvals = new Map<number, () => void>();
-  const approved = new Set<string>();
+  // Approval gates, and steps that were running when a killed engine died (see waits.ts).
+  const waits = new PersonWaits(runId, resumed?.interrupted);
+  // Process records, written with each turn's commit (a new run has none stored yet).
+  const procs = new ProcessBook(options.resume === undefined);
   const finished: Finished[] = [];
   let wake: (() => void) | null = null;
   const notify = () => wake?.();
@@ -132,6 +157,7 @@ export async function runLive(
   const change = (i: number, state: StepStateName, detail?: string) => {
     const s = live.steps[i]!;
     s.state = state;
+    if (state === "running") s.since = now(); // the live table's elapsed time and ETA
     if (detail !== undefined) s.detail = detail;
     changes.push({ step: s.id, state, at: sec(now()), ...(detail ? { detail } : {}) });
   };
@@ -140,7 +166,7 @@ export async function runLive(
     notify();
   };
   const spawned = (i: number) => (p: Spawned) => {
-    void store.addProcess(runId, { step: graph.ids[i]!, pid: p.pid, pgid: p.pgid });
+    procs.add({ step: graph.ids[i]!, pid: p.pid, pgid: p.pgid });
   };
   const cancelled = () => options.signal?.aborted === true;
 
@@ -162,55 +188,75 @@ export async function runLive(
         return { type: "done", i, bytes: 0 };
       }
       const text = resolver.approval(step);
-      if (text !== undefined && !approved.has(step.id)) {
-        change(i, "running", `waiting for approval: ${text} (thaw approve ${runId} ${step.id})`);
-        await new Promise<void>((resolve) => {
-          approvals.set(i, resolve);
-          ac.signal.addEventListener("abort", () => resolve(), { once: true });
-        });
-        approvals.delete(i);
-        if (ac.signal.aborted) return { type: "failed", i, reason: "cancelled" };
-        change(i, "running", "approved");
-      }
+      let waited = false;
+      const verdict = await waits.gate(i, step.id, text, ac.signal, (detail) => {
+        waited = true;
+        change(i, "running", detail);
+        scheduler.waitForPerson(i); // its run slot goes to other steps meanwhile
+        notify();
+      });
+      scheduler.personDecided(i);
+      if (verdict === "cancelled") return { type: "failed", i, reason: "cancelled" };
+      const carried = resumed?.carried[i] ?? 0;
+      if (verdict === "done") return { type: "done", i, bytes: carried, detail: DONE_BY_HAND };
+      if (waited) change(i, "running", "approved");
       if (step.kind === "run") {
         const out = options.output?.(step.id);
+        const log = options.logFile?.(step.id);
         const effect = await runStep(resolver.runSpec(step as RunStep), {
           ...ctx,
           onSpawn: spawned(i),
+          drill: runbook.drill,
           ...(out ? { output: out } : {}),
+          ...(log !== undefined ? { logFile: log } : {}),
         });
         // A service keeps its record: a resumed engine must know it is there.
-        if (!effect.ok || !effect.service) void store.removeProcess(runId, step.id);
+        if (!effect.ok || !effect.service) procs.remove(step.id);
+        else {
+          procs.drop(step.id); // recorded with its log by watchService
+          const lost = (reason: string) => finish({ type: "lost", i, reason });
+          watchService(store, runId, step.id, effect.service, log, lost);
+        }
         return effect.ok
           ? { type: "done", i, bytes: 0, service: effect.service }
           : { type: "failed", i, reason: effect.reason };
       }
       const ls = live.steps[i]!;
-      const effect = await fetchData(resolver.fetchSpec(step as FetchStep), {
+      rates.begin(i, now(), shaper.waited(i)); // its source is asked now: it moves from here
+      const spec = resolver.fetchSpec(step as FetchStep);
+      const effect = await fetchData(spec, {
         ...ctx,
-        link: shaper.link(i),
+        link: shaper.link(i, (step as FetchStep).local), // `local`: counted, never paced
         onSpawn: spawned(i),
         progress: (bytes, total) => {
-          ls.bytes = bytes;
+          ls.bytes = carried + bytes;
           if (total !== undefined) ls.total = total;
         },
       });
+      recorder.moving[i] = rates.end(i, now(), shaper.waited(i));
+      recorder.crossed[i] = shaper.total(i);
       shaper.release(i);
-      return effect.ok
-        ? { type: "done", i, bytes: effect.bytes }
-        : { type: "failed", i, reason: effect.reason };
+      procs.remove(step.id); // a fetch leaves no process behind
+      if (!effect.ok) return { type: "failed", i, reason: effect.reason };
+      const detail = effect.replaced
+        ? `replaced the ${effect.replaced} that was at ${spec.to}`
+        : undefined;
+      return { type: "done", i, bytes: carried + effect.bytes, detail };
     };
     task().then(finish, (e) => finish({ type: "failed", i, reason: String(e?.message ?? e) }));
   };
 
+  const starting: number[] = [];
+  /** How done steps ended, when there is something to say (replaced a file; done by hand). */
+  const notes = new Map<number, string>();
   const apply = (decisions: readonly Decision[]) => {
     recorder.record(decisions, now(), (f) => live.steps[f]!.bytes);
     for (const d of decisions) {
       const i = d.step;
       switch (d.type) {
         case "start":
-          change(i, "running", "");
-          startStep(i);
+          change(i, "running", graph.skipped[i] ? skipDetail(runbook.steps[i]!.estimate) : "");
+          starting.push(i); // started once this turn's changes are committed
           break;
         case "freeze":
           change(i, "frozen", `waits for ${missingFetches(graph, scheduler, i).join(", ")}`);
@@ -229,7 +275,6 @@ export async function runLive(
           break;
         case "cancel":
           controllers.get(i)?.abort(new Error("cancelled"));
-          approvals.get(i)?.();
           change(i, "cancelled");
           break;
       }
@@ -249,25 +294,22 @@ export async function runLive(
     const wall = Date.now();
     if (!force && wall - lastSave < SAVE_MS) return;
     lastSave = wall;
+    if (scheduler.unfinished !== boundFor) {
+      // A step finished: the bounds from what it measured (a report never beats its bound).
+      boundFor = scheduler.unfinished;
+      lowerBound = measuredBound(runbook, graph, recorder, options.estimates);
+    }
     live.report = report();
     const progress = [];
     for (let i = 0; i < n; i++) {
       if (graph.kind[i] !== FETCH || live.steps[i]!.state === "pending") continue;
-      const s = live.steps[i]!;
-      progress.push({
-        step: s.id,
-        bytes: s.bytes,
-        total: s.total,
-        prefetched: s.demanded ? recorder.prefetched[i]! : s.bytes,
-        demanded: s.demanded,
-        source: 0,
-        at: wall,
-      });
+      progress.push(progressRow(live, recorder, i, wall));
     }
     if (progress.length) await store.saveProgress(runId, progress);
     await store.updateRun(runId, { heartbeatAt: wall, report: JSON.stringify(live.report) });
   };
   let lowerBound = analysis.lowerBound;
+  let boundFor = scheduler.unfinished; // steps unfinished when the bound was last measured
   const report = () =>
     buildReport({
       runbook,
@@ -279,6 +321,7 @@ export async function runLive(
       strategy,
       run: runId,
       inFlight: (i) => live.steps[i]!.bytes,
+      waiting: (i) => (waits.waiting(i) ? live.steps[i]!.detail : notes.get(i)),
     });
 
   let lastSample = clock.now();
@@ -287,29 +330,37 @@ export async function runLive(
     lastSample = clock.now();
     for (const [i, s] of shaper.sample()) {
       live.steps[i]!.rate = s.achieved;
-      if (!Number.isFinite(graph.bandwidth) || !(s.share > 0) || !Number.isFinite(s.share)) {
-        continue;
-      }
-      // The source, not the link, is the limit: let the others have the rest.
-      if (s.waited < 0.05 && s.achieved < 0.8 * s.share) {
-        scheduler.setRate(i, Math.max(1, s.achieved * 1.1));
-      } // It keeps waiting for the link: the source can do more than we assumed.
-      else if (s.waited > 0.3) scheduler.setRate(i, s.share * 2);
+      // What the source can do, judged by rate.ts (slow, held back by the link, or not known).
+      const o = { at: now(), bytes: s.total, waited: s.waitedTotal, share: s.share };
+      const rate = rates.observe(i, o);
+      if (rate !== undefined) scheduler.setRate(i, rate);
     }
   };
 
-  apply(scheduler.decide());
+  apply([...resumed?.decisions ?? [], ...scheduler.decide()]);
+  // Services a killed engine of this run started are watched too (`thaw resume`).
+  const isDone = (id: string) => scheduler.state(graph.ids.indexOf(id)) === "done";
+  const lostRecorded = (id: string, reason: string) =>
+    finish({ type: "lost", i: graph.ids.indexOf(id), reason });
+  const unwatch = options.resume ? watchRecorded(store, runId, isDone, lostRecorded) : () => {};
+  const landed: FetchProgress[] = [];
+  let lastCommands = -Infinity;
   while (true) {
     if (cancelled()) cancel();
-    for (const c of await store.takeCommands(runId)) {
+    const asked = performance.now() - lastCommands >= COMMANDS_MS;
+    if (asked) lastCommands = performance.now();
+    for (const c of asked ? await store.takeCommands(runId) : []) {
       if (c.kind === "cancel") cancel();
-      else if (c.step !== null) {
-        approved.add(c.step);
-        const i = graph.ids.indexOf(c.step);
-        approvals.get(i)?.();
-      }
+      else if (c.step !== null) waits.command(c.kind, graph.ids.indexOf(c.step));
     }
     for (const f of finished.splice(0)) {
+      if (f.type === "lost") {
+        if (scheduler.state(f.i) !== "done") continue;
+        scheduler.lost(f.i);
+        change(f.i, "failed", f.reason);
+        procs.remove(graph.ids[f.i]!);
+        continue;
+      }
       controllers.delete(f.i);
       const at = now();
       if (f.type === "done") {
@@ -318,7 +369,10 @@ export async function runLive(
         if (scheduler.state(f.i) === "done") {
           recorder.complete(f.i, at, f.bytes);
           live.steps[f.i]!.bytes = f.bytes;
-          change(f.i, "done", "");
+          change(f.i, "done", f.detail ?? "");
+          if (f.detail) notes.set(f.i, f.detail); // how it ended, kept in the report
+          // Its exact bytes, stored before it counts as done: a resumed report shows them.
+          if (graph.kind[f.i] === FETCH) landed.push(progressRow(live, recorder, f.i));
         }
       } else {
         const was = scheduler.state(f.i);
@@ -332,20 +386,32 @@ export async function runLive(
     sampleLink();
     apply(scheduler.decide());
     live.elapsed = now();
-    if (changes.length) {
-      await store.recordSteps(runId, changes);
+    if (landed.length) await store.saveProgress(runId, landed.splice(0));
+    // One commit per turn: its state changes (a step's `done` with them) and process records.
+    const records = procs.take();
+    if (changes.length || records.add.length || records.remove.length) {
+      await store.recordSteps(runId, changes, records);
     }
     options.onChange?.(live, changes);
     changes = [];
+    // Only now: a step starts once what it needs is durably `done` (one commit per turn, above).
+    for (const i of starting.splice(0)) startStep(i);
     if (scheduler.finished && controllers.size === 0) break;
     await save(false);
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-      setTimeout(resolve, TICK_MS);
-    });
+    // A cancel already taken (cancelRequested) must not keep the loop from waiting: it would spin.
+    if (finished.length === 0 && (!cancelled() || cancelRequested)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, procs.unrecorded ? PROCESS_RECORD_MS : TICK_MS);
+      });
+      clearTimeout(timer);
+    }
     wake = null;
   }
+  await store.recordSteps(runId, [], procs.take());
 
+  unwatch();
   if (runbook.drill) {
     await Promise.all(services.map((s) => s.stop()));
     // Services a killed engine of this run had started, found again on resume.
@@ -353,10 +419,7 @@ export async function runLive(
   }
   // The bounds of the run as it went: its measured durations and sizes, not the estimates.
   const measured = measuredEstimates(runbook, graph, recorder, options.estimates);
-  const { duration, size } = measured;
-  lowerBound = analyse(
-    buildGraph(runbook, fillGaps(runbook, { ...options.estimates, duration, size })),
-  ).lowerBound;
+  lowerBound = measuredBound(runbook, graph, recorder, options.estimates);
   const final = report();
   live.report = final;
   if (final.outcome === "cancelled") {

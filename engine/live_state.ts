@@ -1,34 +1,39 @@
 /**
- * The live engine's helpers around its loop: estimates for ranking, what a run measured, restoring
- * a killed engine's state on resume, and cleaning up what a run leaves behind (process groups,
- * partial fetches).
+ * The live engine's helpers around its loop: estimates for ranking, what a run measured, and
+ * cleaning up what a run leaves behind (process groups, partial fetches). Resuming is in
+ * `resume.ts`.
  *
  * @module
  */
-import { type Estimates, FETCH, type Graph } from "./graph.ts";
+import { analyse, buildGraph, type Estimates, FETCH, type Graph } from "./graph.ts";
 import type { Runbook } from "./model.ts";
-import type { LiveRun } from "./live.ts";
 import type { Recorder } from "./recorder.ts";
-import { sec } from "./report.ts";
 import { Resolver } from "./resolve.ts";
 import type { Scheduler } from "./scheduler.ts";
-import type { RunRecord, StepChange, Store } from "./store/types.ts";
+import type { FetchProgress, Store } from "./store/types.ts";
+import type { LiveRun } from "./live_view.ts";
 import { removeQuietly } from "../steps/atomic.ts";
 import { killGroup } from "../steps/process.ts";
 
 /**
  * What a run measured, over `base`'s durations and sizes: each finished run step's duration and
- * each fetch's bytes; and, on a link without limit, each fetch's achieved rate where the runbook
- * gives none (alone on the link, its source is at least as fast as it was while sharing it).
+ * each fetch's bytes and rate, and the bytes of each fetch that did not cross the link in this
+ * engine (`home`: cloned, or carried over from a killed engine), for the lower bounds.
+ *
+ * A fetch's achieved rate is its bytes over the seconds it was moving (`recorder.moving`, else its
+ * start to its end). It is the measured rate where the link has no limit and the runbook gives
+ * none; elsewhere the rate is never below it: a source the run proved faster than the plan said
+ * must not make a bound that the run itself beat.
  */
 export function measuredEstimates(
   runbook: Runbook,
   graph: Graph,
   recorder: Recorder,
   base: Estimates = {},
-): Required<Estimates> {
+): Required<Estimates> & { home: Float64Array } {
   const duration = new Map(base.duration), size = new Map(base.size);
-  const rate = new Map<string, number>();
+  const rate = new Map(base.rate);
+  const home = new Float64Array(graph.n);
   for (let i = 0; i < graph.n; i++) {
     const start = recorder.start[i]!, end = recorder.end[i]!;
     if (Number.isNaN(start) || Number.isNaN(end)) continue;
@@ -37,12 +42,33 @@ export function measuredEstimates(
       if (!graph.skipped[i]) duration.set(id, end - start);
       continue;
     }
-    size.set(id, recorder.bytes[i]!);
-    if (step.kind === "fetch" && step.rate === undefined && end > start) {
-      if (!Number.isFinite(runbook.bandwidth)) rate.set(id, recorder.bytes[i]! / (end - start));
-    }
+    const bytes = recorder.bytes[i]!, crossed = recorder.crossed[i]!;
+    size.set(id, bytes);
+    home[i] = Number.isNaN(crossed) ? bytes : Math.max(0, bytes - crossed);
+    const moving = Number.isNaN(recorder.moving[i]!) ? end - start : recorder.moving[i]!;
+    if (step.kind !== "fetch" || !(bytes > 0)) continue;
+    const achieved = moving > 0 ? bytes / moving : Infinity;
+    const unknown = !Number.isFinite(runbook.bandwidth) && step.rate === undefined;
+    rate.set(id, unknown ? achieved : Math.max(graph.rate[i]!, achieved));
   }
-  return { duration, size, rate };
+  return { duration, size, rate, home };
+}
+
+/**
+ * The lower bounds of TTR and BTN from what the run measured so far (the estimates for the rest):
+ * once TTR (or BTN) is reached, every step it waited for is measured, so no report can show a
+ * TTR or BTN below its bound, however wrong the plan's sizes, rates or durations were.
+ */
+export function measuredBound(
+  runbook: Runbook,
+  graph: Graph,
+  recorder: Recorder,
+  base: Estimates = {},
+): { readonly ttr: number; readonly btn: number } {
+  const { duration, size, rate, home } = measuredEstimates(runbook, graph, recorder, base);
+  const estimates = fillGaps(runbook, { ...base, duration, size, rate });
+  // `home`: what did not cross the link here (cloned, or moved by a killed engine).
+  return analyse(buildGraph(runbook, estimates), { home }).lowerBound;
 }
 
 /** The fetches step `i` still waits for (what a frozen step waits for). */
@@ -85,44 +111,6 @@ export async function stopProcesses(
   }
 }
 
-/** Restores what a killed engine had done: done steps stay done, everything else runs again. */
-export async function resumeState(
-  record: RunRecord,
-  store: Store,
-  graph: Graph,
-  scheduler: Scheduler,
-  recorder: Recorder,
-  live: LiveRun,
-): Promise<void> {
-  const steps = new Map((await store.steps(record.id)).map((s) => [s.step, s]));
-  // Stop whatever the killed engine's unfinished steps left running; services of done steps
-  // stay up (they are the recovered service).
-  await stopProcesses(store, record.id, 2000, (step) => steps.get(step)?.state === "done");
-  const progress = new Map((await store.progress(record.id)).map((p) => [p.step, p]));
-  const changes: StepChange[] = [];
-  for (const i of graph.order) {
-    const id = graph.ids[i]!;
-    const s = steps.get(id);
-    if (s?.state === "done") {
-      scheduler.complete(i);
-      const bytes = progress.get(id)?.bytes ?? 0;
-      recorder.start[i] = s.startS ?? NaN;
-      recorder.complete(i, s.endS ?? 0, bytes);
-      recorder.frozen[i] = s.frozenS;
-      live.steps[i]!.state = "done";
-      live.steps[i]!.bytes = bytes;
-    } else if (s && s.state !== "pending") {
-      changes.push({
-        step: id,
-        state: "pending",
-        at: sec((Date.now() - record.startedAt) / 1000),
-        detail: "resumed",
-      });
-    }
-  }
-  if (changes.length) await store.recordSteps(record.id, changes);
-}
-
 /**
  * Removes the temporary files of the fetches of run `run` that `keep` does not name: a cancelled
  * run leaves nothing half-written (an interrupted one keeps them, for resume to continue).
@@ -142,4 +130,25 @@ export async function removePartials(
   for (const s of runbook.steps) {
     if (s.kind === "fetch" && !keep(s.id)) await removeQuietly(resolver.tmp(s)).catch(() => {});
   }
+}
+
+/** The progress of fetch `i` as the store keeps it (`at`: wall-clock ms). */
+export function progressRow(
+  live: LiveRun,
+  recorder: Recorder,
+  i: number,
+  at = Date.now(),
+): FetchProgress {
+  const s = live.steps[i]!;
+  return {
+    step: s.id,
+    bytes: s.bytes,
+    total: s.total,
+    prefetched: s.demanded ? recorder.prefetched[i]! : s.bytes,
+    demanded: s.demanded,
+    source: 0,
+    at,
+    // Once done: the seconds it moved, what history learns its source's rate over.
+    ...(Number.isNaN(recorder.moving[i]!) ? {} : { moving: recorder.moving[i]! }),
+  };
 }

@@ -4,11 +4,13 @@
  *
  * @module
  */
+import type { Estimates } from "./graph.ts";
 import type { Runbook, Strategy } from "./model.ts";
 import type { Report } from "./report.ts";
 import type { StepChange, StepStateName } from "./store/types.ts";
-import { table } from "./render.ts";
-import { formatBytes, formatDuration } from "./units.ts";
+import { bytesText, plural, table } from "./render.ts";
+import { formatDuration } from "./units.ts";
+import { waitsForPerson } from "./waits.ts";
 
 /** A step as the live view shows it. */
 export interface LiveStep {
@@ -22,6 +24,31 @@ export interface LiveStep {
   total: number | null;
   rate: number;
   demanded: boolean;
+  /** Listed in `drill.skip` in a drill: never run, it stands in for its estimate (`skipped`). */
+  readonly skip: boolean;
+  /** Seconds (from the start of the run) it last went `running`; null before. */
+  since: number | null;
+  /** Seconds a run step is expected to take (its `estimate`, else its history); null: unknown. */
+  readonly estimate: number | null;
+}
+
+/**
+ * The first words of the detail of a drill-skipped step, as the engine records it: the store
+ * keeps such a step `running`, then `done` (that is how it schedules), people see `skipped`.
+ */
+export const SKIP_DETAIL = "not run in a drill (drill.skip)";
+
+/** The detail recorded when a drill-skipped step starts standing in for its estimate. */
+export function skipDetail(estimate: number | undefined): string {
+  return `${SKIP_DETAIL}: stands in for its estimate, ${formatDuration(estimate ?? 0)}`;
+}
+
+/**
+ * The state people see: `skipped` for a drill-skipped step from the moment it would have run, as
+ * in the report; the engine's state otherwise.
+ */
+export function shownState(step: LiveStep, state: StepStateName = step.state): StepStateName {
+  return step.skip && (state === "running" || state === "done") ? "skipped" : state;
 }
 
 /** A run in progress, as the live view and the HTTP API see it. */
@@ -38,7 +65,13 @@ export class LiveRun {
   report: Report | null = null;
 
   /** @internal */
-  constructor(runbook: Runbook, run: string, strategy: Strategy, startedAt: number) {
+  constructor(
+    runbook: Runbook,
+    run: string,
+    strategy: Strategy,
+    startedAt: number,
+    estimates: Estimates = {},
+  ) {
     this.runbook = runbook;
     this.run = run;
     this.strategy = strategy;
@@ -52,6 +85,13 @@ export class LiveRun {
       total: s.kind === "fetch" ? s.size ?? null : null,
       rate: 0,
       demanded: false,
+      skip: s.skip,
+      since: null,
+      estimate: s.kind === "fetch"
+        ? null
+        : s.skip
+        ? s.estimate ?? 0
+        : s.estimate ?? estimates.duration?.get(s.id) ?? null,
     }));
   }
 }
@@ -60,11 +100,50 @@ export class LiveRun {
 const MAX_ROWS = 30;
 
 function fetchCell(s: LiveStep): string {
-  const of = s.total !== null && s.total > 0 ? ` / ${formatBytes(s.total)}` : "";
-  const pct = s.total ? ` ${Math.min(100, Math.floor((100 * s.bytes) / s.total))}%` : "";
-  const rate = s.state === "running" && s.rate > 0 ? `  ${formatBytes(s.rate)}/s` : "";
+  const of = s.total !== null && s.total > 0 ? ` / ${bytesText(s.total)}` : "";
+  const pct = s.total && Number.isFinite(s.total)
+    ? ` ${Math.min(100, Math.floor((100 * s.bytes) / s.total))}%`
+    : "";
+  const rate = s.state === "running" && s.rate > 0 ? `  ${bytesText(s.rate)}/s` : "";
   const why = s.demanded ? "  demanded" : s.state === "running" ? "  prefetch" : "";
-  return `${formatBytes(s.bytes)}${of}${pct}${rate}${why}`;
+  return `${bytesText(s.bytes)}${of}${pct}${rate}${why}`;
+}
+
+/** A step waits for a person (an approval, or it was interrupted), not for its work: no ETA. */
+function waiting(s: LiveStep): boolean {
+  return /^waiting\b|^waits\b/.test(s.detail) || waitsForPerson(s.state, s.detail) !== undefined;
+}
+
+/**
+ * How long a running step has been running and, against its estimate (run steps) or its rate
+ * (fetches), when it should end: `["12s", "18s"]`, `["45s", "15s over"]`; `-` where unknown.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRunbook } from "./load.ts";
+ * import { LiveRun, timing } from "./live_view.ts";
+ * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true', estimate: 30s}\n", "x.yaml");
+ * const live = new LiveRun(rb, "R1", "aggressive", Date.now());
+ * live.steps[0]!.state = "running";
+ * live.steps[0]!.since = 2;
+ * live.elapsed = 14;
+ * assert.deepEqual(timing(live, live.steps[0]!), ["12s", "18s"]);
+ * ```
+ */
+export function timing(live: LiveRun, s: LiveStep): [elapsed: string, eta: string] {
+  if (s.state !== "running" || s.since === null) return ["", ""];
+  const ran = Math.max(0, live.elapsed - s.since);
+  let left: number | undefined;
+  if (waiting(s)) left = undefined;
+  else if (s.kind === "run") left = s.estimate === null ? undefined : s.estimate - ran;
+  else if (s.total !== null && s.rate > 0) left = Math.max(0, s.total - s.bytes) / s.rate;
+  const eta = left === undefined || !Number.isFinite(left)
+    ? "-"
+    : left >= 0
+    ? formatDuration(left)
+    : `${formatDuration(-left)} over`;
+  return [formatDuration(ran), eta];
 }
 
 /** Elapsed time against each objective, on one line. */
@@ -96,13 +175,15 @@ export function objectivesLine(live: LiveRun): string {
  * import { parseRunbook } from "./load.ts";
  * import { LiveRun } from "./live.ts";
  * import { renderLiveTable } from "./live_view.ts";
+ * import assert from "node:assert/strict";
  * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true'}\n", "x.yaml");
  * const text = renderLiveTable(new LiveRun(rb, "R1", "aggressive", Date.now()));
- * console.assert(text.includes("a") && text.includes("pending"));
+ * assert(text.includes("a"));
+ * assert(text.includes("pending"));
  * ```
  */
 export function renderLiveTable(live: LiveRun): string {
-  const rows: string[][] = [["STEP", "KIND", "STATE", ""]];
+  const rows: string[][] = [["STEP", "KIND", "STATE", "ELAPSED", "ETA", ""]];
   const order = live.steps.filter((s) => s.state !== "done" && s.state !== "pending");
   const rest = live.steps.filter((s) => s.state === "done" || s.state === "pending");
   const shown = [...order, ...rest].slice(0, MAX_ROWS);
@@ -111,11 +192,13 @@ export function renderLiveTable(live: LiveRun): string {
   for (const s of shown) {
     const info = s.kind === "fetch" && s.state !== "pending" ? fetchCell(s) : "";
     const detail = s.detail ? (info ? `  ${s.detail}` : s.detail) : "";
-    rows.push([s.id, s.kind, s.state, (info + detail).slice(0, 100)]);
+    // A person's next command must show whole.
+    const width = waitsForPerson(s.state, s.detail) ? 240 : 100;
+    rows.push([s.id, s.kind, shownState(s), ...timing(live, s), (info + detail).slice(0, width)]);
   }
   const lines = table(rows).split("\n");
   if (live.steps.length > shown.length) {
-    lines.push(`  ... and ${live.steps.length - shown.length} more steps`);
+    lines.push(`  ... and ${plural(live.steps.length - shown.length, "more step", "more steps")}`);
   }
   return [
     `${live.runbook.name}: run ${live.run}, strategy ${live.strategy}`,
@@ -128,9 +211,12 @@ export function renderLiveTable(live: LiveRun): string {
 export function renderChanges(live: LiveRun, changes: readonly StepChange[]): string {
   return changes.map((c) => {
     const s = live.steps.find((x) => x.id === c.step);
-    const bytes = s?.kind === "fetch" && c.state === "done" ? ` ${formatBytes(s.bytes)}` : "";
+    // A drill-skipped step is said skipped once, when it would have started.
+    if (s?.skip && c.state === "done") return "";
+    const state = s ? shownState(s, c.state) : c.state;
+    const bytes = s?.kind === "fetch" && c.state === "done" ? ` ${bytesText(s.bytes)}` : "";
     const detail = c.detail ? `: ${c.detail}` : "";
-    return `${formatDuration(c.at).padStart(8)}  ${c.step} ${c.state}${bytes}${detail}\n`;
+    return `${formatDuration(c.at).padStart(8)}  ${c.step} ${state}${bytes}${detail}\n`;
   }).join("");
 }
 

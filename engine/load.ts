@@ -33,8 +33,9 @@ export interface LoadOptions {
  * @example
  * ```ts
  * import { readRunbook } from "./load.ts";
+ * import assert from "node:assert/strict";
  * const rb = await readRunbook("runbooks/instant-recovery.yaml");
- * console.assert(rb.steps.length > 0);
+ * assert(rb.steps.length > 0);
  * ```
  * @throws {RunbookErrors} with every problem of the file.
  * @throws {UsageError} when the file cannot be read or a `--var` names no var.
@@ -78,8 +79,9 @@ export async function readRunbook(
  * @example
  * ```ts
  * import { parseRunbook } from "./load.ts";
+ * import assert from "node:assert/strict";
  * const rb = parseRunbook("runbook: 1\nname: demo\nsteps:\n  - id: hello\n    run: echo hi\n", "demo.yaml");
- * console.assert(rb.steps[0]!.kind === "run");
+ * assert.equal(rb.steps[0]!.kind, "run");
  * ```
  * @throws {RunbookErrors} with every problem of the file.
  */
@@ -133,10 +135,13 @@ export function locateProblems(runbook: Runbook, problems: Problem[]): RunbookEr
 }
 
 function locate(file: string, locator: Locator, problems: Problem[]): RunbookError[] {
-  const where = locator.locateAll(problems.map((p) => p.path));
-  return problems.map((p) => {
+  const parents = problems.map((p) => p.path.slice(0, -1));
+  const where = locator.locateAll([...problems.map((p) => p.path), ...parents]);
+  return problems.map((p, k) => {
     const loc = where.get(pathKey(p.path))!;
     let offset = p.at === "key" ? loc.key : loc.value;
+    // An empty list item (`-` and nothing) has no offset of its own: point at its list.
+    if (offset < 0) offset = Math.max(0, where.get(pathKey(parents[k]!))!.value);
     if (p.inner !== undefined && p.at === "value" && loc.raw !== undefined) {
       // Inside a string: exact when the source spells the value literally.
       offset += loc.literal ? p.inner : 0;

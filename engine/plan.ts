@@ -28,6 +28,7 @@ export interface Plan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRunbook, plan } from "../mod.ts";
  * const rb = parseRunbook(`runbook: 1
  * name: x
@@ -39,8 +40,8 @@ export interface Plan {
  *   - { id: s2, needs: [f2, s1], run: "true", estimate: 20s }
  * `, "x.yaml");
  * const p = plan(rb);
- * console.assert(p.simulated.serial.ttr_s === 18 && p.simulated.aggressive.btn_s === 32);
- * console.assert(p.critical_path.btn.join() === "f1,s1,s2");
+ * assert.deepEqual([p.simulated.serial.ttr_s, p.simulated.aggressive.btn_s], [18, 32]);
+ * assert.deepEqual(p.critical_path.btn, ["f1", "s1", "s2"]);
  * ```
  */
 export function plan(runbook: Runbook, estimates?: Estimates): Plan {

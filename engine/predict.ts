@@ -64,6 +64,7 @@ export interface Prediction {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRunbook } from "../mod.ts";
  * import { predictRest } from "./predict.ts";
  * const rb = parseRunbook(`runbook: 1
@@ -83,7 +84,7 @@ export interface Prediction {
  *     ["g", { state: "running", startS: 2, endS: null, bytes: 300e6 }],
  *   ]),
  * });
- * console.assert(p.ttr_s === 12 && p.btn_s === 12);
+ * assert.deepEqual(p, { ttr_s: 12, btn_s: 12 });
  * ```
  * @throws {SimulationError} when a step not yet done has no estimate / size / rate to time it
  * (same messages as simulate()).

@@ -14,13 +14,15 @@ import type { Decision } from "./scheduler.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Recorder } from "./recorder.ts";
  * import type { Graph } from "./graph.ts";
  * const r = new Recorder({ n: 1, size: new Float64Array([0]) } as unknown as Graph);
  * r.record([{ type: "freeze", step: 0 }], 0, () => 0);
  * r.record([{ type: "thaw", step: 0 }, { type: "start", step: 0 }], 2, () => 0);
  * r.complete(0, 5);
- * console.assert(r.frozen[0] === 2 && r.end[0] === 5);
+ * assert.equal(r.frozen[0], 2);
+ * assert.equal(r.end[0], 5);
  * ```
  */
 export class Recorder {
@@ -34,6 +36,13 @@ export class Recorder {
   readonly prefetched: Float64Array;
   /** Bytes a fetch brought home. */
   readonly bytes: Float64Array;
+  /**
+   * Live runs: seconds a fetch was moving (from asking its source, after any approval, to its end,
+   * less the time the link held it back: paced or paused), NaN when unknown.
+   */
+  readonly moving: Float64Array;
+  /** Live runs: bytes a fetch moved over the link in this engine (NaN when unknown). */
+  readonly crossed: Float64Array;
 
   /** A recorder for a run of `graph`, before anything happened. */
   constructor(graph: Graph) {
@@ -45,9 +54,14 @@ export class Recorder {
     this.demanded = new Uint8Array(n);
     this.prefetched = new Float64Array(n);
     this.bytes = new Float64Array(n);
+    this.moving = new Float64Array(n).fill(NaN);
+    this.crossed = new Float64Array(n).fill(NaN);
   }
 
-  /** Records `decisions` taken at `now`; `bytesDone(f)` tells how much fetch `f` has. */
+  /**
+   * Records `decisions` taken at `now`; `bytesDone(f)` tells how much fetch `f` has moved (0 for a
+   * run step).
+   */
   record(decisions: readonly Decision[], now: number, bytesDone: (f: number) => number): void {
     for (const d of decisions) {
       const i = d.step;
@@ -62,13 +76,23 @@ export class Recorder {
           this.#thaw(i, now);
           break;
         case "demand":
+          // Demanded once, demanded for good (a resumed run is demanded again by its own
+          // scheduler): the bytes that came before the first demand stay the prefetched ones.
+          if (this.demanded[i]) break;
           this.demanded[i] = 1;
           this.prefetched[i] = bytesDone(i);
           break;
         case "skip":
-        case "cancel":
           this.#thaw(i, now);
           if (!Number.isNaN(this.start[i]!)) this.end[i] = now;
+          break;
+        case "cancel":
+          this.#thaw(i, now);
+          if (Number.isNaN(this.start[i]!)) break;
+          // A cancelled fetch moved bytes all the same: the report counts them.
+          this.end[i] = now;
+          this.bytes[i] = Math.max(this.bytes[i]!, bytesDone(i));
+          if (!this.demanded[i]) this.prefetched[i] = this.bytes[i]!;
           break;
       }
     }

@@ -15,6 +15,58 @@ const t = (
   s: number | null | undefined,
 ) => (s === null || s === undefined ? "-" : formatDuration(s));
 
+/**
+ * `n word` with the plural when `n` is not one: `1 fetch`, `2 fetches`, `0 steps`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { plural } from "./render.ts";
+ * assert.equal(plural(1, "fetch", "fetches"), "1 fetch");
+ * assert.equal(plural(3, "step"), "3 steps");
+ * ```
+ */
+export function plural(n: number, word: string, words = word + "s"): string {
+  return `${n} ${n === 1 ? word : words}`;
+}
+
+/**
+ * Bytes for people; `-` for a figure that is not a finite number (never `NaN` or `Infinity`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bytesText } from "./render.ts";
+ * assert.equal(bytesText(1024), "1.0KiB");
+ * assert.equal(bytesText(NaN), "-");
+ * ```
+ */
+export function bytesText(bytes: number | null | undefined): string {
+  return typeof bytes === "number" && Number.isFinite(bytes) ? formatBytes(bytes) : "-";
+}
+
+/**
+ * How many times sooner `better` is than `baseline` (`3.2x`), or undefined when either is not a
+ * finite positive figure.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { timesSooner } from "./render.ts";
+ * assert.equal(timesSooner(64, 20), "3.2x");
+ * assert.equal(timesSooner(Infinity, Infinity), undefined);
+ * ```
+ */
+export function timesSooner(
+  baseline: number | null | undefined,
+  better: number | null | undefined,
+): string | undefined {
+  if (typeof baseline !== "number" || typeof better !== "number") return undefined;
+  if (!Number.isFinite(baseline) || !Number.isFinite(better) || !(better > 0)) return undefined;
+  if (!(baseline > 0)) return undefined;
+  return `${(baseline / better).toFixed(1)}x`;
+}
+
 /** Rows as aligned columns, two spaces apart, each line indented by `indent`. */
 export function table(rows: string[][], indent = "  "): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
@@ -44,8 +96,9 @@ function pickSteps(report: Report, limit: number): StepReport[] {
  * ```ts
  * import { parseRunbook, simulate } from "../mod.ts";
  * import { renderReport } from "./render.ts";
+ * import assert from "node:assert/strict";
  * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true', estimate: 2s}\n", "x.yaml");
- * console.assert(renderReport(simulate(rb)).includes("BTN"));
+ * assert(renderReport(simulate(rb)).includes("BTN"));
  * ```
  */
 export function renderReport(report: Report): string {
@@ -56,7 +109,7 @@ export function renderReport(report: Report): string {
   const rows = [["STEP", "KIND", "STATE", "START", "END", "FROZEN", "BYTES"]];
   for (const s of shown) {
     const bytes = s.kind === "fetch"
-      ? `${formatBytes(s.bytes ?? 0)}${s.demanded ? " demanded" : " prefetched"}`
+      ? `${bytesText(s.bytes ?? 0)}${s.demanded ? " demanded" : " prefetched"}`
       : "";
     rows.push([
       s.id,
@@ -70,7 +123,8 @@ export function renderReport(report: Report): string {
   }
   lines.push(table(rows));
   if (shown.length < report.steps.length) {
-    lines.push(`  ... ${report.steps.length - shown.length} more steps (--json lists them all)`);
+    const more = plural(report.steps.length - shown.length, "more step", "more steps");
+    lines.push(`  ... ${more} (--json lists them all)`);
   }
   const names = Object.keys(report.milestones);
   if (names.length) {
@@ -98,8 +152,8 @@ export function renderReport(report: Report): string {
   const b = report.bytes;
   if (b.total > 0) {
     lines.push(
-      `bytes ${formatBytes(b.total)}: ${formatBytes(b.on_demand)} on demand, ` +
-        `${formatBytes(b.prefetched)} prefetched`,
+      `bytes ${bytesText(b.total)}: ${bytesText(b.on_demand)} on demand, ` +
+        `${bytesText(b.prefetched)} prefetched`,
     );
   }
   const missed = report.missed.length ? ` (missed: ${report.missed.join(", ")})` : "";
@@ -117,8 +171,9 @@ const MAX_IDS = 12, MAX_LEVELS = 30;
  * ```ts
  * import { parseRunbook, plan } from "../mod.ts";
  * import { renderPlan } from "./render.ts";
+ * import assert from "node:assert/strict";
  * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true', estimate: 2s}\n", "x.yaml");
- * console.assert(renderPlan(plan(rb)).includes("critical path"));
+ * assert(renderPlan(plan(rb)).includes("critical path"));
  * ```
  */
 export function renderPlan(p: Plan): string {
@@ -126,7 +181,8 @@ export function renderPlan(p: Plan): string {
   const steps = p.simulated.aggressive.steps;
   const fetches = steps.filter((s) => s.kind === "fetch").length;
   lines.push(
-    `${p.runbook}: ${steps.length} steps (${fetches} fetches, ${steps.length - fetches} run)`,
+    `${p.runbook}: ${plural(steps.length, "step")} ` +
+      `(${plural(fetches, "fetch", "fetches")}, ${steps.length - fetches} run)`,
   );
   lines.push("graph by level (a level needs only earlier levels)");
   const levels = p.levels.slice(0, MAX_LEVELS).map((ids, k) => {
@@ -134,7 +190,9 @@ export function renderPlan(p: Plan): string {
     return [String(k), ids.slice(0, MAX_IDS).join(", ") + more];
   });
   lines.push(table(levels));
-  if (p.levels.length > MAX_LEVELS) lines.push(`  ... ${p.levels.length - MAX_LEVELS} more levels`);
+  if (p.levels.length > MAX_LEVELS) {
+    lines.push(`  ... ${plural(p.levels.length - MAX_LEVELS, "more level", "more levels")}`);
+  }
   const path = (ids: string[]) =>
     ids.length > 16 ? [...ids.slice(0, 8), `... ${ids.length - 14} more`, ...ids.slice(-6)] : ids;
   lines.push(`critical path to TTR: ${path(p.critical_path.ttr).join(" -> ")}`);
@@ -150,12 +208,9 @@ export function renderPlan(p: Plan): string {
     rows.push([s + (s === p.strategy ? " *" : ""), t(r.ttr_s), t(r.btn_s), r.outcome + missed]);
   }
   lines.push(table(rows));
-  const serial = p.simulated.serial.ttr_s, best = p.simulated[p.strategy].ttr_s;
-  if (serial && best !== null && best > 0) {
-    lines.push(
-      `* the runbook's strategy: service back ${(serial / best).toFixed(1)}x sooner than serial`,
-    );
-  } else lines.push("* the runbook's strategy");
+  const sooner = timesSooner(p.simulated.serial.ttr_s, p.simulated[p.strategy].ttr_s);
+  if (sooner) lines.push(`* the runbook's strategy: service back ${sooner} sooner than serial`);
+  else lines.push("* the runbook's strategy");
   return lines.join("\n");
 }
 

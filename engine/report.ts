@@ -28,6 +28,11 @@ export interface StepReport {
   demanded?: boolean;
   /** Fetches: bytes that arrived before it was demanded (all of them if never demanded). */
   prefetched_bytes?: number;
+  /**
+   * Why the step waits for a person (its approval; it was running when its engine died), or a
+   * note on how it ended (done by hand; the fetch replaced what was at `to`).
+   */
+  detail?: string;
 }
 
 /** The report of a run, live or simulated. */
@@ -68,6 +73,8 @@ export interface ReportInput {
   readonly run?: string | undefined;
   /** Bytes a running fetch has so far (a live run's report while it goes on). */
   readonly inFlight?: (i: number) => number;
+  /** Why step `i` waits for a person, if it does (a live run's report while it goes on). */
+  readonly waiting?: (i: number) => string | undefined;
 }
 
 /**
@@ -77,9 +84,10 @@ export interface ReportInput {
  * @example
  * ```ts
  * import { missedObjectives } from "./report.ts";
+ * import assert from "node:assert/strict";
  * const run = { objectives: { rto_s: 60, milestones: {} }, ttr_s: null, btn_s: null, milestones: {} };
- * console.assert(missedObjectives(run, 30).length === 0);
- * console.assert(missedObjectives(run)[0] === "rto");
+ * assert.equal(missedObjectives(run, 30).length, 0);
+ * assert.equal(missedObjectives(run)[0], "rto");
  * ```
  */
 export function missedObjectives(
@@ -114,7 +122,8 @@ export function buildReport(input: ReportInput): Report {
   for (let i = 0; i < n; i++) {
     const step = runbook.steps[i]!;
     let st = state(i);
-    if (st === "done" && graph.skipped[i]) st = "skipped";
+    // A drill-skipped step is skipped from the moment it would have run (it stands in for itself).
+    if ((st === "done" || st === "running") && graph.skipped[i]) st = "skipped";
     const end = recorder.end[i]!, start = recorder.start[i]!;
     const r: StepReport = {
       id: step.id,
@@ -125,6 +134,8 @@ export function buildReport(input: ReportInput): Report {
       frozen_s: sec(recorder.frozen[i]!),
     };
     if (step.milestone !== undefined) r.milestone = step.milestone;
+    const why = input.waiting?.(i);
+    if (why) r.detail = why;
     if (graph.kind[i] === FETCH) {
       const running = st === "running" && input.inFlight !== undefined;
       const bytes = running ? input.inFlight!(i) : recorder.bytes[i]!;
@@ -197,7 +208,8 @@ const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
  * @example
  * ```ts
  * import { newRunId } from "./report.ts";
- * console.assert(/^[0-9A-HJKMNP-TV-Z]{26}$/.test(newRunId()));
+ * import assert from "node:assert/strict";
+ * assert(/^[0-9A-HJKMNP-TV-Z]{26}$/.test(newRunId()));
  * ```
  */
 export function newRunId(now = Date.now()): string {

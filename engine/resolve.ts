@@ -10,6 +10,7 @@ import { renderTemplate } from "./expressions.ts";
 import type { FetchStep, Probe, Runbook, RunStep, Step } from "./model.ts";
 import { renderCommand } from "./shell.ts";
 import { UsageError } from "./errors.ts";
+import { runbookEnv } from "./env_check.ts";
 import type { FetchSpec, ProbeSpec, RunSpec, SourceSpec } from "../steps/types.ts";
 
 /** The directory of the Deno running thaw. */
@@ -60,7 +61,7 @@ export class Resolver {
           `runbook's env nor in the environment`,
       );
     }
-    for (const [k, t] of Object.entries(runbook.env)) this.#env[k] = this.text(t);
+    Object.assign(this.#env, runbookEnv(runbook, processEnv, this.value));
   }
 
   #hasEnv(name: string): boolean {
@@ -132,6 +133,7 @@ export class Resolver {
       ...spec,
       ...(step.timeout !== undefined ? { timeoutMs: step.timeout * 1000 } : {}),
       ...(step.ready ? { ready: this.probe(step.ready) } : {}),
+      ...(step.user !== undefined ? { user: step.user } : {}),
     };
   }
 
@@ -148,7 +150,10 @@ export class Resolver {
   /** What a fetch step fetches. */
   fetchSpec(step: FetchStep): FetchSpec {
     const sources: SourceSpec[] = step.from.map((s) => {
-      if (s.kind === "run") return { kind: "run", command: this.command(s.command), shell: "bash" };
+      if (s.kind === "run") {
+        const user = step.user !== undefined ? { user: step.user } : {};
+        return { kind: "run", command: this.command(s.command), shell: "bash", ...user };
+      }
       const loc = this.text(s.location);
       return {
         kind: "location",
@@ -163,6 +168,7 @@ export class Resolver {
       ...(step.size !== undefined ? { size: step.size } : {}),
       ...(step.sha256 !== undefined ? { sha256: step.sha256.toLowerCase() } : {}),
       ...(step.timeout !== undefined ? { timeoutMs: step.timeout * 1000 } : {}),
+      ...(step.user !== undefined ? { user: step.user } : {}),
     };
   }
 

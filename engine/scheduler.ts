@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { FETCH, type Graph, RUN } from "./graph.ts";
+import { FETCH, type Graph, milestoneTarget, RUN } from "./graph.ts";
 import { IndexedHeap } from "./heap.ts";
 import type { Strategy } from "./schema.ts";
 
@@ -54,6 +54,7 @@ export interface SchedulerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRunbook, buildGraph, analyse, Scheduler } from "../mod.ts";
  * const rb = parseRunbook(`runbook: 1
  * name: x
@@ -65,7 +66,7 @@ export interface SchedulerOptions {
  * const g = buildGraph(rb);
  * const s = new Scheduler(g, { strategy: "aggressive", parallelism: 8, rank: analyse(g).rank });
  * const first = s.decide().map((d) => d.type);
- * console.assert(first.includes("freeze") && first.includes("demand") && first.includes("share"));
+ * assert.deepEqual(first, ["freeze", "demand", "start", "share"]);
  * ```
  */
 export class Scheduler {
@@ -84,8 +85,10 @@ export class Scheduler {
   readonly #share: Float64Array;
   /** Run steps ready to start, by rank. */
   readonly #runQueue: IndexedHeap;
-  /** Fetches allowed on the link, demanded ones first, then by rank. */
+  /** Fetches allowed on the link, in four tiers, service first (see `#admit`). */
   readonly #linkQueue: IndexedHeap;
+  /** 1 for the steps a milestone needs, directly or not (every step, with no milestone). */
+  readonly #serves: Uint8Array;
   #shared: number[] = [];
   #running = 0;
   #runLeft = 0;
@@ -116,6 +119,7 @@ export class Scheduler {
     this.#share = new Float64Array(n);
     this.#runQueue = new IndexedHeap(n);
     this.#linkQueue = new IndexedHeap(n);
+    this.#serves = milestoneTarget(graph);
     this.#unfinished = n;
     // Serial: a run step waits for every fetch, unless some fetch waits for it (a step that
     // brings the backup site up must run before the data can come).
@@ -205,6 +209,52 @@ export class Scheduler {
     if (this.#aborted) this.#stopPending(SKIPPED);
   }
 
+  /**
+   * Step `i`, done, is lost after all (its background service exited): it is failed from now on,
+   * with what {@link fail} does to the steps that need it and, unless it isolates, to the run.
+   */
+  lost(i: number): void {
+    if (this.#state[i] !== DONE) return;
+    this.#state[i] = FAILED;
+    if (!this.graph.isolate[i]) this.#aborted = true;
+    const g = this.graph;
+    const stack = [i];
+    while (stack.length) {
+      const j = stack.pop()!;
+      for (let k = g.depStart[j]!; k < g.depStart[j + 1]!; k++) {
+        const d = g.depList[k]!;
+        if (this.#state[d] === PENDING || this.#state[d] === FROZEN) {
+          this.#finish(d, SKIPPED);
+          this.#out.push({ type: "skip", step: d });
+          stack.push(d);
+        }
+      }
+    }
+    if (this.#aborted) this.#stopPending(SKIPPED);
+  }
+
+  /** Started run steps that wait for a person: they hold no run slot meanwhile. */
+  readonly #waitingForPerson = new Set<number>();
+
+  /**
+   * Run step `i`, started, waits for a person (its approval, or it was running when a killed
+   * engine died): it gives its run slot back, so other steps may start meanwhile.
+   */
+  waitForPerson(i: number): void {
+    if (this.#state[i] !== RUNNING || this.graph.kind[i] !== RUN) return;
+    if (this.#waitingForPerson.has(i)) return;
+    this.#waitingForPerson.add(i);
+    this.#running--;
+  }
+
+  /**
+   * The person decided about step `i` (call before it completes or fails): it takes a run slot
+   * again, even beyond `parallelism` for a moment, since a person said go.
+   */
+  personDecided(i: number): void {
+    if (this.#waitingForPerson.delete(i) && this.#state[i] === RUNNING) this.#running++;
+  }
+
   /** Cancels the run: nothing more starts, running steps are to be stopped. */
   cancel(): void {
     this.#aborted = true;
@@ -221,7 +271,7 @@ export class Scheduler {
   setRate(i: number, bytesPerSecond: number): void {
     if (this.#rate[i] === bytesPerSecond) return;
     this.#rate[i] = bytesPerSecond;
-    if (this.graph.bandwidth === Infinity) {
+    if (this.graph.bandwidth === Infinity || this.graph.local[i]) {
       if (this.#state[i] === RUNNING) this.#apply(i, bytesPerSecond);
     } else if (this.#linkQueue.has(i)) this.#linkDirty = true;
   }
@@ -346,14 +396,20 @@ export class Scheduler {
     return this.strategy !== "lazy" || this.#demanded[f] === 1 || this.#runLeft === 0;
   }
 
+  /**
+   * Lets fetch `f` move. On a limited link it queues in four tiers, service first (revision 2):
+   * fetches a milestone needs, demanded then not, then other fetches, demanded then not; by rank
+   * within a tier. A fetch that crosses no link (`local`) or an unlimited link is not queued.
+   */
   #admit(f: number): void {
-    if (this.graph.bandwidth === Infinity) {
-      // An unlimited link: every admitted fetch goes as fast as its source.
+    const g = this.graph;
+    if (g.bandwidth === Infinity || g.local[f]) {
+      // Every such fetch goes as fast as its source.
       this.#apply(f, this.#rate[f]!);
       return;
     }
-    const key = this.#demanded[f] ? this.#rank[f]! : this.#rank[f]! + this.graph.n;
-    this.#linkQueue.push(f, key);
+    const tier = (this.#serves[f] ? 0 : 2) + (this.#demanded[f] ? 0 : 1);
+    this.#linkQueue.push(f, tier * g.n + this.#rank[f]!);
     this.#linkDirty = true;
   }
 
@@ -365,7 +421,7 @@ export class Scheduler {
 
   /**
    * Shares the link: fetches in queue order each take what their source can deliver, until the
-   * link is full (work-conserving, demanded fetches first).
+   * link is full (work-conserving, service first).
    */
   #shareLink(): void {
     this.#linkDirty = false;

@@ -102,8 +102,9 @@ const drill = z.strictObject({
  * @example
  * ```ts
  * import { RunbookSchema } from "./schema.ts";
+ * import assert from "node:assert/strict";
  * const r = RunbookSchema.safeParse({ runbook: 1, name: "x", steps: [{ id: "a", run: "true" }] });
- * console.assert(r.success);
+ * assert(r.success);
  * ```
  */
 export const RunbookSchema = z.strictObject({
@@ -150,7 +151,8 @@ export const RUN_ONLY_KEYS = ["shell", "background", "ready"] as const;
  * @example
  * ```ts
  * import { jsonSchema } from "./schema.ts";
- * console.assert(jsonSchema().title === "thaw runbook");
+ * import assert from "node:assert/strict";
+ * assert.equal(jsonSchema().title, "thaw runbook");
  * ```
  */
 export function jsonSchema(): Record<string, unknown> {

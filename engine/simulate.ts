@@ -36,6 +36,7 @@ export interface Simulation {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRunbook, simulate } from "../mod.ts";
  * const rb = parseRunbook(`runbook: 1
  * name: x
@@ -45,7 +46,7 @@ export interface Simulation {
  *   - { id: s, needs: [f], run: "true", estimate: 10s, milestone: up }
  * `, "x.yaml");
  * const report = simulate(rb);
- * console.assert(report.ttr_s === 12 && report.mode === "simulated");
+ * assert.deepEqual([report.ttr_s, report.mode], [12, "simulated"]);
  * ```
  * @throws {SimulationError} when a step lacks what the simulation needs (an estimate, a size).
  */
@@ -170,7 +171,9 @@ export function simulateGraph(
   const rate = new Float64Array(n), since = new Float64Array(n);
   const events = new IndexedHeap(n);
   let now = 0;
-  const bytesDone = (f: number) => graph.size[f]! - (left[f]! - rate[f]! * (now - since[f]!));
+  // A fetch with an unlimited share (a local copy, an unlimited link) moves nothing in no time.
+  const moved = (f: number) => (now > since[f]! ? rate[f]! * (now - since[f]!) : 0);
+  const bytesDone = (f: number) => graph.size[f]! - Math.max(0, left[f]! - moved(f));
   const apply = (decisions: Decision[]) => {
     recorder.record(decisions, now, bytesDone);
     for (const d of decisions) {
@@ -178,7 +181,7 @@ export function simulateGraph(
       if (d.type === "start" && graph.kind[i] !== FETCH) {
         events.push(i, now + (from?.running.get(i) ?? graph.duration[i]!));
       } else if (d.type === "share") {
-        left[i] = left[i]! - rate[i]! * (now - since[i]!);
+        left[i] = Math.max(0, left[i]! - moved(i));
         since[i] = now;
         rate[i] = d.rate;
         if (d.rate > 0) events.push(i, now + Math.max(0, left[i]!) / d.rate);

@@ -32,8 +32,10 @@ export type ParsedSource =
  * @example
  * ```ts
  * import { parseSource } from "./source.ts";
+ * import assert from "node:assert/strict";
  * const r = parseSource("x.yaml", "a: [1, 2");
- * console.assert(!r.ok && r.errors[0]!.line === 1);
+ * assert(!r.ok);
+ * assert.equal(r.errors[0]!.line, 1);
  * ```
  */
 export function parseSource(file: string, text: string): ParsedSource {

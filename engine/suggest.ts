@@ -37,8 +37,9 @@ export function editDistance(a: string, b: string, limit = Infinity): number {
  * @example
  * ```ts
  * import { closest } from "./suggest.ts";
- * console.assert(closest("fetch-dbb", ["fetch-db", "start-vod"]) === "fetch-db");
- * console.assert(closest("zzz", ["fetch-db"]) === undefined);
+ * import assert from "node:assert/strict";
+ * assert.equal(closest("fetch-dbb", ["fetch-db", "start-vod"]), "fetch-db");
+ * assert.equal(closest("zzz", ["fetch-db"]), undefined);
  * ```
  */
 export function closest(word: string, candidates: Iterable<string>): string | undefined {

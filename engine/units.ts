@@ -5,7 +5,9 @@
  * - sizes: `B`, `KB`/`MB`/`GB`/`TB` (powers of 1000), `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024)
  * - bandwidth: a size per second (`12.5MB/s`), or bits: `100Mbit/s`, `1Gbps`, `800kbps`
  *
- * Units are case-sensitive (`mb` could be millibits); a near miss gets a suggestion.
+ * Units are case-sensitive (`mb` could be millibits); a near miss gets a suggestion. Every value
+ * is finite and at most {@linkcode MAX_DURATION} (10 years), {@linkcode MAX_SIZE} (1 EB) or
+ * {@linkcode MAX_BANDWIDTH} (1 EB/s): a 400-digit duration is an error, not an endless plan.
  *
  * @module
  */
@@ -25,6 +27,13 @@ const SIZE_UNITS: Record<string, number> = {
 const BIT_UNITS: Record<string, number> = { "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
 const DURATION_UNITS: Record<string, number> = { d: 86400, h: 3600, m: 60, s: 1, ms: 0.001 };
 const DURATION_ORDER = ["d", "h", "m", "s", "ms"];
+
+/** The longest duration a runbook may write, in seconds: 10 years of 365 days (`3650d`). */
+export const MAX_DURATION = 3650 * 86400;
+/** The largest size a runbook may write, in bytes: 1 EB. */
+export const MAX_SIZE = 1e18;
+/** The largest bandwidth a runbook may write, in bytes per second: 1 EB/s. */
+export const MAX_BANDWIDTH = 1e18;
 
 /** Pattern of a duration, for the JSON Schema. */
 export const DURATION_PATTERN = `^(?:${NUM}(?:d|h|m|s|ms))+$`;
@@ -48,7 +57,17 @@ export class UnitError extends RangeError {
 }
 
 function describe(text: unknown): string {
-  return typeof text === "string" ? JSON.stringify(text) : String(text);
+  if (typeof text !== "string") return String(text);
+  // A 400-digit value is shown by its start and its length, not spelled out.
+  return text.length > 40
+    ? `${JSON.stringify(text.slice(0, 24) + "...")} (${text.length} characters)`
+    : JSON.stringify(text);
+}
+
+/** `value` if it is finite and at most `max`; a `UnitError` naming the limit otherwise. */
+function capped(value: number, max: number, what: string, text: string, limit: string): number {
+  if (Number.isFinite(value) && value <= max) return value;
+  throw new UnitError(`invalid ${what} ${describe(text)}: too large, at most ${limit}`);
 }
 
 function suggestUnit(unit: string, units: string[]): string | undefined {
@@ -61,8 +80,9 @@ function suggestUnit(unit: string, units: string[]): string | undefined {
  * @example
  * ```ts
  * import { parseDuration } from "./units.ts";
- * console.assert(parseDuration("1h30m") === 5400);
- * console.assert(parseDuration("250ms") === 0.25);
+ * import assert from "node:assert/strict";
+ * assert.equal(parseDuration("1h30m"), 5400);
+ * assert.equal(parseDuration("250ms"), 0.25);
  * ```
  * @throws {UnitError} if `text` is not a duration.
  */
@@ -99,7 +119,7 @@ export function parseDuration(text: string): number {
     const bare = /^\d+(\.\d+)?$/.test(text) ? ` (a unit is required: "${text}s"?)` : `: ${hint}`;
     throw new UnitError(`invalid duration ${describe(text)}${bare}`);
   }
-  return total;
+  return capped(total, MAX_DURATION, "duration", text, "10 years (3650d)");
 }
 
 /**
@@ -108,8 +128,9 @@ export function parseDuration(text: string): number {
  * @example
  * ```ts
  * import { parseSize } from "./units.ts";
- * console.assert(parseSize("40MiB") === 40 * 1024 * 1024);
- * console.assert(parseSize("2GB") === 2e9);
+ * import assert from "node:assert/strict";
+ * assert.equal(parseSize("40MiB"), 40 * 1024 * 1024);
+ * assert.equal(parseSize("2GB"), 2e9);
  * ```
  * @throws {UnitError} if `text` is not a size.
  */
@@ -131,7 +152,7 @@ export function parseSize(text: string): number {
         (s ? ` (did you mean "${num}${s}"?)` : `; ${hint}`),
     );
   }
-  return Math.round(Number(num) * factor);
+  return capped(Math.round(Number(num) * factor), MAX_SIZE, "size", text, "1 EB (1000000TB)");
 }
 
 /**
@@ -140,9 +161,10 @@ export function parseSize(text: string): number {
  * @example
  * ```ts
  * import { parseBandwidth } from "./units.ts";
- * console.assert(parseBandwidth("100Mbit/s") === 12.5e6);
- * console.assert(parseBandwidth("12.5MB/s") === 12.5e6);
- * console.assert(parseBandwidth("1Gbps") === 125e6);
+ * import assert from "node:assert/strict";
+ * assert.equal(parseBandwidth("100Mbit/s"), 12.5e6);
+ * assert.equal(parseBandwidth("12.5MB/s"), 12.5e6);
+ * assert.equal(parseBandwidth("1Gbps"), 125e6);
  * ```
  * @throws {UnitError} if `text` is not a bandwidth.
  */
@@ -171,7 +193,11 @@ export function parseBandwidth(text: string): number {
       ...Object.keys(SIZE_UNITS).map((u) => u + "/s"),
       ...["", "k", "M", "G", "T"].flatMap((p) => [p + "bit/s", p + "bps"]),
     ];
-    const s = suggestUnit(unit + (perSecond ?? ""), known);
+    // A capital B is bytes: "10MBps" means 10MB/s, never 10Mbps (8x less).
+    const bytes = !perSecond && unit.endsWith("Bps")
+      ? suggestUnit(unit.slice(0, -2), Object.keys(SIZE_UNITS))
+      : undefined;
+    const s = bytes ? bytes + "/s" : suggestUnit(unit + (perSecond ?? ""), known);
     throw new UnitError(
       `invalid bandwidth ${describe(text)}` +
         (s ? `: unknown unit (did you mean "${num}${s}"?)` : `: ${hint}`),
@@ -180,7 +206,7 @@ export function parseBandwidth(text: string): number {
   if (!(bytesPerSecond > 0)) {
     throw new UnitError(`invalid bandwidth ${describe(text)}: must be more than zero`);
   }
-  return bytesPerSecond;
+  return capped(bytesPerSecond, MAX_BANDWIDTH, "bandwidth", text, "1 EB/s (1000000TB/s)");
 }
 
 /**
@@ -189,8 +215,9 @@ export function parseBandwidth(text: string): number {
  * @example
  * ```ts
  * import { formatDuration } from "./units.ts";
- * console.assert(formatDuration(125) === "2m05s");
- * console.assert(formatDuration(2.5) === "2.5s");
+ * import assert from "node:assert/strict";
+ * assert.equal(formatDuration(125), "2m05s");
+ * assert.equal(formatDuration(2.5), "2.5s");
  * ```
  */
 export function formatDuration(seconds: number): string {
@@ -212,7 +239,8 @@ export function formatDuration(seconds: number): string {
  * @example
  * ```ts
  * import { formatBytes } from "./units.ts";
- * console.assert(formatBytes(41943040) === "40.0MiB");
+ * import assert from "node:assert/strict";
+ * assert.equal(formatBytes(41943040), "40.0MiB");
  * ```
  */
 export function formatBytes(bytes: number): string {

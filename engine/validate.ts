@@ -71,7 +71,7 @@ const PATTERNS: Record<string, string> = {
   "env name": 'letters, digits and "_", not starting with a digit',
   sha256: "64 lowercase hexadecimal digits",
   shell: "a program name or path, without spaces",
-  user: "a system user name (letters, digits, \"_\", \".\", \"-\")",
+  user: 'a system user name (letters, digits, "_", ".", "-")',
 };
 
 /** Where a mapping at `path` is, for messages: "in step \"restore-db\"". */

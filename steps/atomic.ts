@@ -1,12 +1,13 @@
 /**
  * Atomic placement of fetched data: it is written under a temporary name beside its destination,
  * flushed to disk, then renamed into place, so the destination holds either nothing (or its old
- * content) or the complete data, even after a crash.
+ * content) or the complete data, even after a crash. A fetch never deletes what thaw did not
+ * write: a directory at the destination is replaced only when thaw placed it there.
  *
  * @module
  */
 
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 /**
  * Creates the parent directory of `path` (and its parents) if missing.
@@ -111,10 +112,59 @@ export async function syncTree(path: string): Promise<void> {
   }
 }
 
+/** The file beside `to` that records the directory thaw placed at `to` (its device and inode). */
+export function writtenMark(to: string): string {
+  return join(dirname(to), `.${basename(to)}.thaw-written`);
+}
+
+/** Whether the directory `info` at `to` is the one thaw placed there (its mark says so). */
+async function thawWrote(to: string, info: Deno.FileInfo): Promise<boolean> {
+  try {
+    const mark = JSON.parse(await Deno.readTextFile(writtenMark(to)));
+    return info.ino !== null && mark?.dev === info.dev && mark?.ino === info.ino &&
+      mark?.born === (info.birthtime?.getTime() ?? null); // an inode number can be reused
+  } catch {
+    return false;
+  }
+}
+
+/** What a fetch found at its destination before it started. */
+export type Destination = "nothing" | "file" | "thaw-directory";
+
+/**
+ * Checks what is at a fetch's destination `to` before the fetch starts: a fetch never deletes
+ * what thaw did not write. Nothing, a file (replaced only at the final rename) or a directory
+ * thaw placed there itself (a drill or a rerun of the same fetch) may be at `to`; any other
+ * directory is an error, and nothing is touched.
+ *
+ * @example A directory thaw did not write
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkDestination } from "./atomic.ts";
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await checkDestination(`${dir}/db.dump`), "nothing");
+ * await assert.rejects(checkDestination(dir), /is an existing directory thaw did not write/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ * @throws {Error} when `to` is a directory thaw did not write.
+ */
+export async function checkDestination(to: string): Promise<Destination> {
+  const info = await lstatOrNull(to);
+  if (info === null) return "nothing";
+  if (!info.isDirectory) return "file";
+  if (await thawWrote(to, info)) return "thaw-directory";
+  throw new Error(
+    `${to} is an existing directory thaw did not write: a fetch never deletes it. ` +
+      `Point "to" at a new path (the data set is placed there whole), or move the directory away`,
+  );
+}
+
 /**
  * Moves complete data from `tmp` to `to`: flushes it to disk first (unless the caller already
- * did), replaces whatever `to` held (a directory there is removed first, since a rename cannot
- * replace a non-empty one), then flushes the parent directory so the new name is durable.
+ * did), replaces whatever `to` held (a file, or a directory thaw placed there: removed first,
+ * since a rename cannot replace a non-empty one; any other directory is an error, see
+ * {@linkcode checkDestination}), then flushes the parent directory so the new name is durable.
+ * A directory placed at `to` is recorded in {@linkcode writtenMark} so that thaw may replace it.
  *
  * @example Commit a file
  * ```ts
@@ -129,7 +179,20 @@ export async function syncTree(path: string): Promise<void> {
 export async function commit(tmp: string, to: string, synced = false): Promise<void> {
   if (!synced) await syncTree(tmp);
   const [from, old] = await Promise.all([Deno.lstat(tmp), lstatOrNull(to)]);
+  if (old?.isDirectory) await checkDestination(to); // it may have appeared since the start
   if (old !== null && (old.isDirectory || from.isDirectory)) await removeQuietly(to);
   await Deno.rename(tmp, to);
+  const mark = writtenMark(to);
+  if (from.isDirectory) {
+    const placed = await Deno.lstat(to);
+    await Deno.writeTextFile(
+      mark,
+      JSON.stringify({
+        dev: placed.dev,
+        ino: placed.ino,
+        born: placed.birthtime?.getTime() ?? null,
+      }) + "\n",
+    );
+  } else await removeQuietly(mark);
   await syncDir(dirname(to));
 }

@@ -30,7 +30,14 @@
  * @module
  */
 
-import { commit, ensureParent, lstatOrNull, removeQuietly } from "./atomic.ts";
+import {
+  checkDestination,
+  commit,
+  type Destination,
+  ensureParent,
+  lstatOrNull,
+  removeQuietly,
+} from "./atomic.ts";
 import {
   type CallState,
   describeError,
@@ -44,6 +51,7 @@ import { fetchFile, localPath } from "./fetch_file.ts";
 import { fetchHttp } from "./fetch_http.ts";
 import { fetchRun } from "./fetch_run.ts";
 import type { FetchContext, FetchEffect, FetchSpec, SourceSpec } from "./types.ts";
+import { chownTree, ensureParentFor } from "./user.ts";
 
 export { describeSource } from "./fetch_attempt.ts";
 
@@ -121,6 +129,8 @@ async function trySource(
         return { kind: "failed", reason, corrupt: true };
       }
       try {
+        // `user:` owns what lands at `to` from the moment it is there.
+        if (spec.user !== undefined) await chownTree(spec.tmp, spec.user);
         await commit(spec.tmp, spec.to, outcome.synced);
       } catch (error) {
         const reason = `cannot move ${spec.tmp} to ${spec.to}: ${describeError(error)}`;
@@ -186,7 +196,15 @@ export async function fetchData(spec: FetchSpec, ctx: FetchContext): Promise<Fet
     lines.push("no source to fetch from");
     return failed();
   }
+  let found: Destination;
   try {
+    found = await checkDestination(spec.to); // never delete what thaw did not write
+  } catch (error) {
+    lines.push(describeError(error));
+    return failed();
+  }
+  try {
+    if (spec.user !== undefined) await ensureParentFor(spec.to, spec.user);
     await ensureParent(spec.to);
     await ensureParent(spec.tmp);
   } catch (error) {
@@ -202,7 +220,10 @@ export async function fetchData(spec: FetchSpec, ctx: FetchContext): Promise<Fet
     }
     const result = await trySource(source, label, spec, ctx, call);
     if (result.kind === "ok") {
-      return { ok: true, bytes: result.bytes, transferred: call.transferred, source: index };
+      const replaced = found === "file" ? "file" : found === "thaw-directory" ? "directory" : null;
+      if (replaced) ctx.log(`${spec.to}: replaced the ${replaced} that was there`);
+      const done = { ok: true, bytes: result.bytes, transferred: call.transferred, source: index };
+      return replaced ? { ...done, ok: true, replaced } : { ...done, ok: true };
     }
     if (result.kind === "aborted") {
       lines.push(`${label}: aborted (${describeError(ctx.signal.reason)})`);

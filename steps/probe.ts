@@ -11,6 +11,8 @@ import type { ProbeSpec, StepContext } from "./types.ts";
 /** What a probe needs: the common context, and the shell for `run` probes (`bash` by default). */
 export interface ProbeContext extends Pick<StepContext, "signal" | "clock" | "env" | "cwd"> {
   readonly shell?: string;
+  /** `run` probes run as this system user (the step's `user:`). */
+  readonly user?: string | undefined;
 }
 
 /** The outcome of {@linkcode probe}. */
@@ -129,6 +131,15 @@ function tcpAttempt(target: string): Attempt {
     });
 }
 
+/** The attempt of a probe of any kind. */
+function attemptOf(spec: ProbeSpec, ctx: ProbeContext): Attempt {
+  return spec.kind === "http"
+    ? httpAttempt(spec.target)
+    : spec.kind === "tcp"
+    ? tcpAttempt(spec.target)
+    : runAttempt(spec.target, ctx);
+}
+
 function runAttempt(command: string, ctx: ProbeContext): Attempt {
   return async (ms, outer) => {
     let stderr = "";
@@ -138,6 +149,7 @@ function runAttempt(command: string, ctx: ProbeContext): Attempt {
       group = spawnGroup(ctx.shell ?? "bash", command, {
         cwd: ctx.cwd,
         env: ctx.env,
+        user: ctx.user,
         stderr: (chunk) => stderr = (stderr + decoder.decode(chunk, { stream: true })).slice(-4096),
       });
     } catch (e) {
@@ -197,11 +209,7 @@ function runAttempt(command: string, ctx: ProbeContext): Attempt {
  */
 export async function probe(spec: ProbeSpec, ctx: ProbeContext): Promise<ProbeResult> {
   const { clock, signal } = ctx;
-  const attempt = spec.kind === "http"
-    ? httpAttempt(spec.target)
-    : spec.kind === "tcp"
-    ? tcpAttempt(spec.target)
-    : runAttempt(spec.target, ctx);
+  const attempt = attemptOf(spec, ctx);
   const label = spec.kind === "run" ? `run ${oneLine(spec.target, 60)}` : spec.target;
   const start = clock.now();
   let last = "not tried";
@@ -225,4 +233,55 @@ export async function probe(spec: ProbeSpec, ctx: ProbeContext): Promise<ProbeRe
       return { ok: false, reason: "cancelled" };
     }
   }
+}
+
+/**
+ * One attempt of `spec`, given at most `ms` (real time): true when it passes. Never throws.
+ *
+ * @example Nothing listens on a port just closed
+ * ```ts
+ * import { probeOnce } from "./probe.ts";
+ * import { realClock } from "./types.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const target = `127.0.0.1:${listener.addr.port}`;
+ * const ctx = { signal: new AbortController().signal, clock: realClock, env: {}, cwd: "/" };
+ * const spec = { kind: "tcp", target, timeoutMs: 1000, intervalMs: 100 } as const;
+ * assert(await probeOnce(spec, ctx));
+ * listener.close();
+ * assert(!(await probeOnce(spec, ctx)));
+ * ```
+ */
+export async function probeOnce(spec: ProbeSpec, ctx: ProbeContext, ms = 1000): Promise<boolean> {
+  const seen = await attemptOf(spec, ctx)(ms, ctx.signal).catch(() => "error");
+  return seen === undefined;
+}
+
+/** The `host:port` an `http` or `tcp` probe knocks on (the default port of the scheme for URLs). */
+export function probeAddress(spec: ProbeSpec): string {
+  if (spec.kind !== "http") return spec.target;
+  try {
+    const url = new URL(spec.target);
+    const port = url.port || (url.protocol === "https:" ? "443" : "80");
+    return `${url.hostname}:${port}`;
+  } catch {
+    return spec.target;
+  }
+}
+
+/**
+ * For a drill: undefined when `ready` is a `run` probe or does not pass yet (one attempt, at most
+ * `ms`); otherwise why the step must fail: "something else already answers on 127.0.0.1:8000".
+ * A drill proves the service it started, never a stale one from an earlier run.
+ */
+export async function staleService(
+  ready: ProbeSpec,
+  ctx: ProbeContext,
+  ms = 1000,
+): Promise<string | undefined> {
+  if (ready.kind === "run") return undefined;
+  if (!(await probeOnce(ready, ctx, ms))) return undefined;
+  return `something else already answers on ${probeAddress(ready)} before the step started ` +
+    `(${ready.target} passes): stop it first, a drill must prove the service it starts`;
 }

@@ -9,7 +9,11 @@
  * @module
  */
 
+import { stopCgroupOf, withinCgroup } from "./cgroup.ts";
+import { loggedArgv } from "./service.ts";
 import type { Spawned } from "./types.ts";
+import { nativeSpawner } from "./spawn_native.ts";
+import { asUser } from "./user.ts";
 
 /** How a process ended. */
 export interface ExitStatus {
@@ -29,6 +33,26 @@ export interface SpawnOptions {
   readonly stdout?: (chunk: Uint8Array) => void;
   /** Receives stderr (discarded when absent). */
   readonly stderr?: (chunk: Uint8Array) => void;
+  /** Run as this system user (see `user.ts`): `setpriv` inside the new group. */
+  readonly user?: string | undefined;
+  /**
+   * Append stdout and stderr to this file, opened by the group's first process (see
+   * `service.ts`): nothing is piped through the engine, so the group outlives it.
+   */
+  readonly log?: string | undefined;
+}
+
+/** The program, arguments and environment that run `shell -c command` as `options` ask. */
+function commandLine(
+  shell: string,
+  command: string,
+  options: SpawnOptions,
+): { argv: string[]; env: Record<string, string> } {
+  let argv = [shell, "-c", command];
+  let env = { ...options.env };
+  if (options.user !== undefined) ({ argv, env } = asUser(argv, env, options.user));
+  if (options.log !== undefined) argv = loggedArgv(argv, options.log);
+  return { argv, env };
 }
 
 /** A command running as the leader of its own process group. */
@@ -101,6 +125,12 @@ function setsidPath(): string | undefined {
  * ```
  */
 export function spawnGroup(shell: string, command: string, options: SpawnOptions): Group {
+  // A step's group is born in a cgroup of its own, which stopping it stops too (cgroup.ts).
+  if (options.env.THAW_STEP === undefined) return spawnInGroup(shell, command, options);
+  return withinCgroup(() => spawnInGroup(shell, command, options));
+}
+
+function spawnInGroup(shell: string, command: string, options: SpawnOptions): Group {
   // `setsid` (util-linux) makes the command a session and group leader in the same process, and
   // lets Deno start it with posix_spawn; Deno's own `detached` forks the whole engine first, which
   // costs milliseconds per step once the engine's heap has grown.
@@ -109,10 +139,22 @@ export function spawnGroup(shell: string, command: string, options: SpawnOptions
   if (viaSetsid && !findShell(shell, options.env.PATH ?? Deno.env.get("PATH") ?? "", options.cwd)) {
     throw new Deno.errors.NotFound(`Failed to spawn '${shell}': entity not found`);
   }
-  const child = new Deno.Command(viaSetsid ? setsidPath()! : shell, {
-    args: viaSetsid ? [shell, "-c", command] : ["-c", command],
+  const { argv, env } = commandLine(shell, command, options);
+  // Where FFI allows, posix_spawn does what setsid does without its exec (spawn_native.ts).
+  const native = nativeSpawner()?.spawn(argv, {
     cwd: options.cwd,
-    env: { ...options.env },
+    env,
+    stdout: options.stdout,
+    stderr: options.stderr,
+  });
+  if (native) {
+    const { pid, status, drained } = native;
+    return { pid, pgid: pid, status, drained, closeOutput: () => native.closeOutput() };
+  }
+  const child = new Deno.Command(viaSetsid ? setsidPath()! : argv[0]!, {
+    args: viaSetsid ? argv : argv.slice(1),
+    cwd: options.cwd,
+    env,
     clearEnv: true,
     detached: !viaSetsid,
     stdin: "null",
@@ -289,6 +331,16 @@ async function waitGone(pgid: number, ms: number): Promise<boolean> {
  * ```
  */
 export async function killGroup(pgid: number, graceMs = 5000): Promise<KillOutcome> {
+  // A leader still running is being stopped: its step cgroup goes too, with whatever left the
+  // group with setsid (cgroup.ts). After a leader that exited on its own, the group only.
+  const started = performance.now();
+  const cgroup = stopCgroupOf(pgid, processAlive(pgid));
+  const outcome = await killProcessGroup(pgid, graceMs);
+  await cgroup.finish(Math.max(0, graceMs - (performance.now() - started)));
+  return outcome;
+}
+
+async function killProcessGroup(pgid: number, graceMs: number): Promise<KillOutcome> {
   assertGroupId(pgid);
   // The cheap probe first (no /proc scan): a group that no longer exists cannot be signalled.
   // SIGCONT is harmless to a running process, and wakes a stopped one for the SIGTERM.

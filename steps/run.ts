@@ -5,8 +5,9 @@
  * @module
  */
 
-import { formatMs, probe, type ProbeResult } from "./probe.ts";
+import { formatMs, probe, type ProbeResult, staleService } from "./probe.ts";
 import { type ExitStatus, type Group, killGroup, spawnGroup } from "./process.ts";
+import { lastLogLine, openLog } from "./service.ts";
 import type { RunContext, RunEffect, RunSpec, Service } from "./types.ts";
 
 /** Grace between SIGTERM and SIGKILL when an attempt times out or fails its probe. */
@@ -45,9 +46,18 @@ class Tail {
   }
 }
 
-function describeExit(status: ExitStatus, tail: Tail, suffix = ""): string {
+/** Where the last line of a command's output comes from: its piped stderr, or its log file. */
+interface LastLine {
+  last(): Promise<string | undefined>;
+}
+
+function pipedTail(tail: Tail): LastLine {
+  return { last: () => Promise.resolve(tail.last()) };
+}
+
+async function describeExit(status: ExitStatus, tail: LastLine, suffix = ""): Promise<string> {
   const how = status.signal ? `killed by ${status.signal}` : `exit code ${status.code}`;
-  const line = tail.last();
+  const line = await tail.last();
   return `${how}${suffix}${line ? `: ${line}` : ""}`;
 }
 
@@ -71,12 +81,15 @@ async function closeOutput(group: Group): Promise<void> {
   await group.closeOutput();
 }
 
-function makeService(group: Group): Service {
+function makeService(group: Group, tail: LastLine): Service {
   let stopping: Promise<void> | undefined;
   return {
     pid: group.pid,
     pgid: group.pgid,
     exited: group.status.then((s) => s.code),
+    lost: group.status.then((s) =>
+      stopping ? new Promise<never>(() => {}) : describeExit(s, tail, " after it was ready")
+    ),
     stop: (graceMs = STOP_GRACE_MS) =>
       stopping ??= (async () => {
         await killGroup(group.pgid, graceMs);
@@ -86,22 +99,43 @@ function makeService(group: Group): Service {
   };
 }
 
+/**
+ * Starts an attempt's process group. A background service with a log file writes there itself
+ * (it must outlive the engine); everything else is piped to `ctx.output`, stderr kept for the
+ * failure reason.
+ */
+function start(spec: RunSpec, ctx: RunContext): { group: Group; tail: LastLine } {
+  const base = { cwd: ctx.cwd, env: ctx.env, user: spec.user };
+  if (spec.background && ctx.logFile !== undefined) {
+    const log = ctx.logFile;
+    const from = openLog(log);
+    return {
+      group: spawnGroup(spec.shell, spec.command, { ...base, log }),
+      tail: {
+        last: () => lastLogLine(log, from),
+      },
+    };
+  }
+  const tail = new Tail();
+  const group = spawnGroup(spec.shell, spec.command, {
+    ...base,
+    ...(ctx.output ? { stdout: ctx.output } : {}),
+    stderr: (chunk) => {
+      tail.push(chunk);
+      ctx.output?.(chunk);
+    },
+  });
+  return { group, tail: pipedTail(tail) };
+}
+
 /** One attempt: start the command, wait for it (and its probe), clean up. */
 async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
-  const tail = new Tail();
-  let group: Group;
+  let group: Group, tail: LastLine;
   try {
-    group = spawnGroup(spec.shell, spec.command, {
-      cwd: ctx.cwd,
-      env: ctx.env,
-      ...(ctx.output ? { stdout: ctx.output } : {}),
-      stderr: (chunk) => {
-        tail.push(chunk);
-        ctx.output?.(chunk);
-      },
-    });
+    ({ group, tail } = start(spec, ctx));
   } catch (e) {
-    return { ok: false, reason: `cannot start ${spec.shell}: ${oneLine(String(e))}` };
+    const why = e instanceof Error ? e.message : String(e);
+    return { ok: false, reason: `cannot start ${spec.shell}: ${oneLine(why)}` };
   }
   const { pgid } = group;
   ctx.onSpawn?.({ pid: group.pid, pgid });
@@ -122,7 +156,12 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
   const exit = group.status.then((status): Event => ({ type: "exit", status }));
   let probing: Promise<ProbeResult> | undefined;
   const ready = (): Promise<Event> => {
-    probing = probe(spec.ready!, { ...ctx, signal: waitSignal, shell: spec.shell });
+    probing = probe(spec.ready!, {
+      ...ctx,
+      signal: waitSignal,
+      shell: spec.shell,
+      user: spec.user,
+    });
     return probing.then((result) => ({ type: "ready", result }));
   };
 
@@ -141,7 +180,7 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
     `timed out after ${formatMs(spec.timeoutMs ?? 0)}; process group ${pgid} killed`;
 
   if (spec.background) {
-    if (!spec.ready) return end({ ok: true, service: makeService(group) });
+    if (!spec.ready) return end({ ok: true, service: makeService(group, tail) });
     const ev = await Promise.race([exit, cancel, timeout, ready()]);
     switch (ev.type) {
       case "cancel":
@@ -152,13 +191,13 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
         // Whatever it started in its group goes with it.
         return end({
           ok: false,
-          reason: describeExit(ev.status, tail, " before it was ready"),
+          reason: await describeExit(ev.status, tail, " before it was ready"),
           exitCode: ev.status.code,
         }, KILL_GRACE_MS);
       case "ready":
         if (ctx.signal.aborted) return end(CANCELLED, 0);
         return ev.result.ok
-          ? end({ ok: true, service: makeService(group) })
+          ? end({ ok: true, service: makeService(group, tail) })
           : end({ ok: false, reason: `ready probe failed: ${ev.result.reason}` }, KILL_GRACE_MS);
     }
   }
@@ -171,7 +210,8 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
   const left = await killGroup(pgid, KILL_GRACE_MS);
   if (left !== "gone") ctx.log(`stopped what the command left running (process group ${pgid})`);
   if (ev.status.code !== 0) {
-    return end({ ok: false, reason: describeExit(ev.status, tail), exitCode: ev.status.code });
+    const reason = await describeExit(ev.status, tail);
+    return end({ ok: false, reason, exitCode: ev.status.code });
   }
   if (!spec.ready) return end({ ok: true });
   const after = await Promise.race([cancel, timeout, ready()]);
@@ -200,7 +240,13 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
  *   outlive the step leaves the group with `setsid`, or the step is `background`).
  * - `background`: the process keeps running; done when `ready` passes (at once without one).
  *   The attempt fails if the process exits first. On success the effect holds the
- *   {@linkcode Service}; `stop()` kills its group (SIGTERM, SIGKILL after 5 s by default).
+ *   {@linkcode Service}; `stop()` kills its group (SIGTERM, SIGKILL after 5 s by default);
+ *   `lost` says why if it exits on its own. With `ctx.logFile`, the service appends its output
+ *   to that file itself (nothing goes through `ctx.output`), so it outlives the engine.
+ * - `ctx.drill`: a `http`/`tcp` `ready` probe that passes before an attempt starts fails the
+ *   step at once, without running it and without retries ("something else already answers on
+ *   127.0.0.1:8000 …").
+ * - `spec.user`: the command and `run:` probes run as that system user (see `user.ts`).
  * - `timeoutMs` bounds each attempt (including the wait for `ready`): the whole group is killed
  *   (SIGTERM, SIGKILL after 2 s). A failed `ready` kills the group too.
  * - A failed attempt is retried `retries` times, after `backoffMs` (default 1000) doubling each
@@ -239,6 +285,11 @@ export async function runStep(spec: RunSpec, ctx: RunContext): Promise<RunEffect
   for (;;) {
     if (ctx.signal.aborted) return { ok: false, attempts, reason: "cancelled" };
     attempts++;
+    const stale = ctx.drill && spec.ready
+      ? await staleService(spec.ready, { ...ctx, shell: spec.shell })
+      : undefined;
+    // Not retried: the other service will still be there.
+    if (stale !== undefined) return { ok: false, attempts, reason: stale };
     const outcome = await attempt(spec, ctx);
     if (outcome.ok) {
       return outcome.service

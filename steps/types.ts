@@ -16,20 +16,30 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
-/** The real clock. */
+/** The longest single timer: a longer one fires at once (the 2^31 ms, 24.8-day timer limit). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The real clock. A sleep longer than {@linkcode MAX_TIMER_MS} waits in several timers. */
 export const realClock: Clock = {
   now: () => performance.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const timer = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms);
+      const end = performance.now() + ms;
+      let timer: ReturnType<typeof setTimeout>;
+      const arm = (left: number) => {
+        timer = setTimeout(() => {
+          const rest = end - performance.now();
+          if (rest > 0 && left >= MAX_TIMER_MS) return arm(rest);
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, Math.min(Math.max(left, 0), MAX_TIMER_MS));
+      };
       const onAbort = () => {
         clearTimeout(timer);
         reject(signal!.reason);
       };
+      arm(ms);
       signal?.addEventListener("abort", onAbort, { once: true });
     }),
 };
@@ -70,6 +80,8 @@ export interface RunSpec {
   /** Keeps running once `ready` passes. */
   readonly background: boolean;
   readonly ready?: ProbeSpec;
+  /** Run the command and `run:` probes as this system user (`user:`). */
+  readonly user?: string;
 }
 
 /** A process the engine started and must be able to stop, even from another engine later. */
@@ -85,6 +97,11 @@ export interface Service extends Spawned {
   stop(graceMs?: number): Promise<void>;
   /** Settles when the process exits. */
   readonly exited: Promise<number>;
+  /**
+   * Settles, with why (`exit code 1 after it was ready: <its last line>`), when the service
+   * exits on its own; never once `stop()` was called.
+   */
+  readonly lost: Promise<string>;
 }
 
 /** What a run step did. */
@@ -104,6 +121,13 @@ export interface RunContext extends StepContext {
   readonly onSpawn?: (p: Spawned) => void;
   /** Where the command's stdout and stderr go (default: discarded). */
   readonly output?: (chunk: Uint8Array) => void;
+  /**
+   * The step's log file: a `background` service appends its output there itself (not through
+   * `output`), so it keeps working once the engine has exited.
+   */
+  readonly logFile?: string;
+  /** A drill: a `http`/`tcp` ready probe that passes before the step starts fails it. */
+  readonly drill?: boolean;
 }
 
 /** A fetch source, resolved. */
@@ -111,7 +135,13 @@ export type SourceSpec =
   /** `http(s)://...`, `file://...` or a plain absolute path. */
   | { readonly kind: "location"; readonly location: string }
   /** A shell command that writes under `$THAW_TO`. */
-  | { readonly kind: "run"; readonly command: string; readonly shell: string };
+  | {
+    readonly kind: "run";
+    readonly command: string;
+    readonly shell: string;
+    /** Run as this system user (the step's `user:`). */
+    readonly user?: string;
+  };
 
 /** A fetch step, resolved. */
 export interface FetchSpec {
@@ -133,6 +163,8 @@ export interface FetchSpec {
   readonly backoffMs?: number;
   /** Per-attempt timeout. */
   readonly timeoutMs?: number;
+  /** The system user that owns what the fetch writes at `to` (the step's `user:`). */
+  readonly user?: string;
 }
 
 /** The fetch's share of the shared link. */
@@ -168,6 +200,8 @@ export type FetchEffect =
     readonly transferred: number;
     /** Index of the source that delivered it. */
     readonly source: number;
+    /** What was at `to` before and was replaced at the final rename (thaw's own directory). */
+    readonly replaced?: "file" | "directory";
   }
   | {
     readonly ok: false;

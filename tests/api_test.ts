@@ -34,7 +34,12 @@ steps:
   - { id: fetch-db, fetch: { from: /backup/db, to: ./db, size: 100MB } }
   - { id: fetch-logs, fetch: { from: /backup/logs, to: ./logs, size: 200MB } }
   - { id: start-db, needs: [fetch-db], run: "true", estimate: 5s }
-  - { id: start-app, needs: [start-db], run: "true", estimate: 2s, milestone: service }
+  - id: start-app
+    needs: [start-db]
+    run: "true"
+    estimate: 2s
+    milestone: service
+    approval: Open the shop?
 `;
 
 /** What an engine would have recorded by 12 s into the run. */
@@ -405,6 +410,7 @@ Deno.test("GET /openapi.json is a valid OpenAPI 3.1 document of every endpoint, 
       "/runs/{id}/cancel",
       "/runs/{id}/events",
       "/runs/{id}/steps/{step}/approve",
+      "/runs/{id}/steps/{step}/done",
     ]);
     const refs = JSON.stringify(doc).match(/#\/components\/schemas\/\w+/g) ?? [];
     for (const ref of refs) ok(doc.components.schemas[ref.split("/").pop()!], ref);

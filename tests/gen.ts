@@ -27,9 +27,11 @@ steps:
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mulberry32 } from "./gen.ts";
  * const a = mulberry32(7), b = mulberry32(7);
- * console.assert(a() === b() && a() < 1);
+ * const x = a();
+ * assert.ok(x === b() && x < 1);
  * ```
  */
 export function mulberry32(seed: number): () => number {
@@ -58,6 +60,11 @@ export interface RandomOptions {
    * `parallelism`, so the schedule-quality benchmark leaves this off by default.
    */
   smallParallelism?: boolean;
+  /**
+   * The chance that a fetch is `local: true` (default 0). Drawn from a stream of its own, so a
+   * seed keeps its shape whatever this is.
+   */
+  local?: number;
 }
 
 /** Links the random runbooks cross, as written and in bytes per second. */
@@ -79,13 +86,15 @@ function mb(bytes: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { randomRunbook } from "./gen.ts";
- * console.assert(randomRunbook(1) === randomRunbook(1));
- * console.assert(randomRunbook(1).startsWith("runbook: 1\n"));
+ * assert.equal(randomRunbook(1), randomRunbook(1));
+ * assert.ok(randomRunbook(1).startsWith("runbook: 1\n"));
  * ```
  */
 export function randomRunbook(seed: number, options: RandomOptions = {}): string {
   const rnd = mulberry32(seed);
+  const rndLocal = mulberry32(seed ^ 0x10ca1);
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
   const logUniform = (lo: number, hi: number) => lo * Math.pow(hi / lo, rnd());
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
@@ -105,6 +114,11 @@ export function randomRunbook(seed: number, options: RandomOptions = {}): string
   const fetch = (id: string): Gen => {
     let extra = "";
     if (rnd() < 0.3) extra = `, rate: ${(bandwidth * (0.05 + 0.75 * rnd()) / 1e6).toFixed(3)}MB/s`;
+    // A local copy without a rate would take no time: give it one, off the main stream.
+    if (rndLocal() < (options.local ?? 0)) {
+      if (!extra) extra = `, rate: ${(bandwidth * (0.5 + 4 * rndLocal()) / 1e6).toFixed(3)}MB/s`;
+      extra += ", local: true";
+    }
     const size = mb(Math.max(sLo, logUniform(sLo, sHi)));
     return {
       id,
@@ -182,8 +196,9 @@ export function randomRunbook(seed: number, options: RandomOptions = {}): string
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { randomRunbookParsed } from "./gen.ts";
- * console.assert(randomRunbookParsed(3).steps.length >= 4);
+ * assert.ok(randomRunbookParsed(3).steps.length >= 4);
  * ```
  */
 export function randomRunbookParsed(seed: number, options: RandomOptions = {}): Runbook {
@@ -197,8 +212,9 @@ export function randomRunbookParsed(seed: number, options: RandomOptions = {}): 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bigRunbook } from "./gen.ts";
- * console.assert(bigRunbook(10, 10).split("\n  - ").length === 21);
+ * assert.equal(bigRunbook(10, 10).split("\n  - ").length, 21);
  * ```
  */
 export function bigRunbook(fetches = 50000, runs = 50000): string {

@@ -2,7 +2,7 @@
  * A real HTTP server on 127.0.0.1 for testing fetches: it serves the files of a directory, honours
  * `Range: bytes=N-` (206, or 416 past the end) and `If-Range`, and injects the faults of a flaky
  * backup tier on demand: a connection dropped after N body bytes (once), 503 answers, corrupt
- * bytes, or Range requests ignored.
+ * bytes, Range requests ignored, or answers that start only after a delay.
  *
  * Run it on its own (`deno run -A tests/http_backup_server.ts DIR`) to serve DIR from another
  * process: it prints its base URL on the first line of stdout and serves until killed.
@@ -24,6 +24,8 @@ export interface Faults {
   corrupt?: boolean;
   /** Ignore `Range` and always answer 200 with the whole file. */
   ignoreRange?: boolean;
+  /** Answer every request only after this many milliseconds (a source slow to start). */
+  firstByteMs?: number;
 }
 
 /** One request the server answered. */
@@ -78,6 +80,17 @@ export function startBackupServer(dir: string, faults: Faults = {}): BackupServe
   const handler = async (request: Request): Promise<Response> => {
     const path = decodeURIComponent(new URL(request.url).pathname);
     const range = request.headers.get("range");
+    if ((faults.firstByteMs ?? 0) > 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          stalls.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, faults.firstByteMs);
+        stalls.add(done);
+      });
+    }
     if (path.split("/").includes("..")) return answer(path, range, 400);
     if ((faults.fail503 ?? 0) > 0) {
       faults.fail503 = (faults.fail503 ?? 0) - 1;

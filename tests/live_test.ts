@@ -11,10 +11,9 @@ import { join } from "node:path";
 import { runLive } from "../engine/live.ts";
 import { readRunbook } from "../engine/load.ts";
 import { openStore } from "../engine/store/mod.ts";
-import type { Store } from "../engine/store/types.ts";
 import { processAlive } from "../steps/process.ts";
 import { startBackupServer } from "./http_backup_server.ts";
-import { thawCommand } from "./paths.ts";
+import { engine, exists, firstRun, inDir, thaw, waitFor } from "./live_helpers.ts";
 
 function sha256(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
@@ -24,10 +23,6 @@ function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let k = 0; k < n; k += 65536) crypto.getRandomValues(out.subarray(k, k + 65536));
   return out;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 /** Runs `runbook` (text) in `dir` with the live engine in this process. */
@@ -138,58 +133,6 @@ steps:
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** Runs `body` in a fresh directory holding `rb.yaml` with `runbook`, then removes it. */
-async function inDir(runbook: string, body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(join(dir, "rb.yaml"), runbook);
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** The engine in a child process, in its own process group (so a test can kill it all). */
-function engine(dir: string, args: string[]) {
-  const child = thawCommand([...args, "--store", join(dir, "state.db")], {
-    cwd: dir,
-    stdout: "piped",
-    stderr: "piped",
-    detached: true,
-  }).spawn();
-  const output = child.output();
-  return { child, output };
-}
-
-async function thaw(dir: string, args: string[]) {
-  const out = await thawCommand([...args, "--store", join(dir, "state.db")], { cwd: dir })
-    .output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
-
-/** Polls the store until `until` says yes (or 30 s pass). */
-async function waitFor<T>(
-  dir: string,
-  until: (store: Store) => Promise<T | undefined>,
-): Promise<T> {
-  for (let k = 0; k < 300; k++) {
-    if (await exists(join(dir, "state.db"))) {
-      const store = await openStore(join(dir, "state.db"));
-      try {
-        const got = await until(store);
-        if (got !== undefined) return got;
-      } finally {
-        await store.close();
-      }
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error("timed out waiting for the engine");
-}
-
-const firstRun = async (s: Store) => (await s.listRuns(1))[0];
 
 Deno.test("thaw cancel stops a run from another process, when a step is running", async () => {
   await inDir(

@@ -397,3 +397,104 @@ Deno.test("killGroup() stops a group it did not start, and refuses pgids 0 and 1
   await assert.rejects(() => killGroup(1), RangeError);
   await assert.rejects(() => killGroup(0), RangeError);
 });
+
+Deno.test("runStep() has a background service append its output to its log file itself", async () => {
+  await using t = await context();
+  const log = join(t.dir, "svc.log");
+  await Deno.writeTextFile(log, "earlier\n");
+  const effect = await runStep(
+    spec("echo hello; echo oops >&2; exec sleep 100", {
+      background: true,
+      ready: poll("run", `grep -q oops '${log}'`, 10_000),
+    }),
+    { ...t.ctx, logFile: log },
+  );
+  assert(effect.ok && effect.service, JSON.stringify(effect));
+  assert.equal(await Deno.readTextFile(log), "earlier\nhello\noops\n");
+  assert.equal(t.text(), "", "nothing went through the engine's pipes");
+  assert.equal((await Deno.stat(log)).mode! & 0o777, 0o644, "an existing log keeps its mode");
+  await effect.service.stop(0);
+});
+
+Deno.test("runStep() reads why a logged background process died from its log file", async () => {
+  await using t = await context();
+  const log = join(t.dir, "svc.log");
+  await Deno.writeTextFile(log, "a line of an earlier attempt\n");
+  const effect = await runStep(
+    spec("echo 'bad config' >&2; echo; exit 4", {
+      background: true,
+      ready: poll("tcp", `127.0.0.1:${freePort()}`, 10_000),
+    }),
+    { ...t.ctx, logFile: log },
+  );
+  assert.equal(reason(effect), "exit code 4 before it was ready: bad config");
+  const fresh = join(t.dir, "fresh.log");
+  const quiet = await runStep(
+    spec("exit 5", { background: true, ready: poll("tcp", `127.0.0.1:${freePort()}`, 10_000) }),
+    { ...t.ctx, logFile: fresh },
+  );
+  assert.equal(reason(quiet), "exit code 5 before it was ready");
+  assert.equal((await Deno.stat(fresh)).mode! & 0o777, 0o600);
+});
+
+Deno.test("runStep() service's lost settles with why it exited after it was ready, never after stop()", async () => {
+  await using t = await context();
+  const effect = await runStep(
+    spec("sleep 0.2; echo 'fatal: disk gone' >&2; exit 3", {
+      background: true,
+      ready: poll("run", "true", 10_000),
+    }),
+    t.ctx,
+  );
+  assert(effect.ok && effect.service);
+  assert.equal(await effect.service.lost, "exit code 3 after it was ready: fatal: disk gone");
+  const stopped = await runStep(spec("exec sleep 100", { background: true }), t.ctx);
+  assert(stopped.ok && stopped.service);
+  let settled = false;
+  void stopped.service.lost.then(() => settled = true);
+  await stopped.service.stop(0);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(settled, false);
+});
+
+Deno.test("runStep() in a drill fails without starting, when its ready probe already passes", async () => {
+  await using t = await context();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const target = `127.0.0.1:${listener.addr.port}`;
+  const s = spec("touch started; exec sleep 100", {
+    background: true,
+    retries: 2,
+    ready: poll("tcp", target, 5_000),
+  });
+  const effect = await runStep(s, { ...t.ctx, drill: true });
+  assert.equal(effect.attempts, 1);
+  assert.match(reason(effect), new RegExp(`^something else already answers on ${target} `));
+  assert.equal(t.spawned.length, 0);
+  await assert.rejects(Deno.stat(join(t.dir, "started")));
+  // Not a drill: the probe passing is the service being ready.
+  const real = await runStep(s, t.ctx);
+  assert(real.ok && real.service);
+  await real.service.stop(0);
+});
+
+Deno.test({
+  name: "runStep() runs the command and its run: probe as spec.user, with its HOME and USER",
+  ignore: Deno.uid() !== 0,
+  fn: async () => {
+    await using t = await context();
+    const effect = await runStep(
+      spec('id -un; echo "$USER $LOGNAME $HOME"', {
+        user: "nobody",
+        ready: poll("run", 'test "$(id -un)" = nobody', 5_000),
+      }),
+      t.ctx,
+    );
+    assert.deepEqual(effect, { ok: true, attempts: 1 });
+    assert.equal(t.text(), "nobody\nnobody nobody /nonexistent\n");
+    const fails = await runStep(
+      spec("true", { user: "root", ready: poll("run", 'test "$(id -un)" = nobody', 100) }),
+      t.ctx,
+    );
+    assert.match(reason(fails), /^ready probe failed: run test/);
+  },
+});

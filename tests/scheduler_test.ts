@@ -247,3 +247,118 @@ steps:
   equal(s.share(idx("small")), 10e6);
   equal(s.share(idx("big")), 0);
 });
+
+/**
+ * The issue's case: a PostgreSQL recovery (initdb, start, pg_restore of a 500MiB dump, row counts
+ * as the milestone) beside a 300MiB image set that no milestone needs. `check-images` verifies the
+ * image set, so it freezes at once and demands it, while the dump is not demanded before
+ * `restore` freezes at 4s.
+ */
+const POSTGRES = `runbook: 1
+name: postgres
+bandwidth: 100MB/s
+steps:
+  - { id: fetch-dump, fetch: { from: /b/db.dump, to: ./db.dump, size: 500MiB } }
+  - { id: fetch-images, fetch: { from: /b/images.tar, to: ./images.tar, size: 300MiB } }
+  - { id: initdb, run: "initdb -D ./pgdata", estimate: 3s }
+  - { id: start-postgres, needs: [initdb], run: "pg_ctl -D ./pgdata start", estimate: 1s }
+  - { id: restore, needs: [start-postgres, fetch-dump], run: "pg_restore -d app ./db.dump", estimate: 7500ms }
+  - { id: check-rows, needs: [restore], run: "./count-rows.sh", estimate: 1s, milestone: service }
+`;
+const CHECK_IMAGES =
+  `  - { id: check-images, needs: [fetch-images], run: "sha256sum -c images.sha256", estimate: 2s }
+`;
+
+Deno.test("simulate() does not delay the service, when a check step demands data no milestone needs", () => {
+  // The dump alone on the link (524.288MB at 100MB/s), then pg_restore and the row counts.
+  const alone = 5.243 + 7.5 + 1;
+  const without = measures(POSTGRES, "aggressive");
+  const withCheck = measures(POSTGRES + CHECK_IMAGES, "aggressive");
+  deepEqual([without.ttr, withCheck.ttr], [alone, alone]);
+  deepEqual(withCheck.lb, { ttr_s: alone, btn_s: alone });
+  // Service first: the dump (not yet demanded) has the link before the demanded image set.
+  deepEqual(
+    [withCheck.at("fetch-dump").end_s, withCheck.at("fetch-images").start_s],
+    [5.243, 5.243],
+  );
+  deepEqual([withCheck.at("check-images").end_s, withCheck.btn], [10.389, alone]);
+  // Lazy fetches only what is demanded: the dump from 4s, not delayed by the images either.
+  deepEqual([measures(POSTGRES, "lazy").ttr, measures(POSTGRES + CHECK_IMAGES, "lazy").ttr], [
+    17.743,
+    17.743,
+  ]);
+});
+
+Deno.test("Scheduler gives the link to what a milestone needs, when another fetch is demanded", () => {
+  const { s, idx, decide } = scheduler(POSTGRES + CHECK_IMAGES);
+  const first = decide();
+  ok(first.includes("demand fetch-images") && !first.includes("demand fetch-dump"), first.join());
+  deepEqual([s.share(idx("fetch-dump")), s.share(idx("fetch-images"))], [100e6, 0]);
+  s.complete(idx("initdb"));
+  s.complete(idx("start-postgres"));
+  ok(decide().includes("demand fetch-dump"));
+  deepEqual([s.share(idx("fetch-dump")), s.share(idx("fetch-images"))], [100e6, 0]);
+  // Under lazy, only demanded fetches use the link: the image set until the dump is demanded.
+  const lazy = scheduler(POSTGRES + CHECK_IMAGES, "lazy");
+  lazy.decide();
+  equal(lazy.s.share(lazy.idx("fetch-images")), 100e6);
+  lazy.s.complete(lazy.idx("initdb"));
+  lazy.s.complete(lazy.idx("start-postgres"));
+  lazy.decide();
+  deepEqual([lazy.s.share(lazy.idx("fetch-dump")), lazy.s.share(lazy.idx("fetch-images"))], [
+    100e6,
+    0,
+  ]);
+});
+
+const LOCAL = `runbook: 1
+name: local
+bandwidth: 100MB/s
+steps:
+  - { id: snapshot, fetch: { from: /snap/db, to: ./db, size: 1000MB, rate: 500MB/s, local: true } }
+  - { id: remote, fetch: { from: /b/media, to: ./media, size: 1000MB } }
+  - { id: clone, fetch: { from: /snap/conf, to: ./conf, size: 50MB, local: true } }
+  - { id: svc, needs: [snapshot, remote, clone], run: "true", estimate: 1s, milestone: up }
+`;
+
+Deno.test("simulate() keeps a local fetch off the link and out of its bounds, when marked local", () => {
+  const m = measures(LOCAL, "aggressive");
+  // The snapshot copies at its own 500MB/s (2s), the clone at once; the remote fetch has the
+  // whole link (10s).
+  deepEqual(["snapshot", "remote", "clone"].map((id) => m.at(id).end_s), [2, 10, 0]);
+  deepEqual([m.ttr, m.lb], [11, { ttr_s: 11, btn_s: 11 }]);
+  const { s, idx, decide } = scheduler(LOCAL);
+  decide();
+  deepEqual(["snapshot", "remote", "clone"].map((id) => s.share(idx(id))), [
+    500e6,
+    100e6,
+    Infinity,
+  ]);
+  // A measured rate changes a local fetch's share at once.
+  s.setRate(idx("snapshot"), 200e6);
+  deepEqual(decide(), ["share snapshot 200000000"]);
+});
+
+Deno.test("analyse() bounds TTR by the bytes the longest tails need, when no single step shows it", () => {
+  // s and t each need 1000MB and have 100s to go: both start after 2000MB crossed (20s).
+  const text = `runbook: 1
+name: tails
+bandwidth: 100MB/s
+steps:
+  - { id: a, fetch: { from: /b/a, to: ./a, size: 1000MB } }
+  - { id: b, fetch: { from: /b/b, to: ./b, size: 1000MB } }
+  - { id: c, fetch: { from: /b/c, to: ./c, size: 1MB } }
+  - { id: s, needs: [a], run: "true", estimate: 100s, milestone: up }
+  - { id: t, needs: [b], run: "true", estimate: 100s, milestone: up }
+  - { id: u, needs: [c], run: "true", estimate: 1s, milestone: up }
+  - { id: logs, fetch: { from: /b/logs, to: ./logs, size: 500MB } }
+`;
+  const g = buildGraph(parseRunbook(text, "t.yaml"));
+  const { lowerBound } = analyse(g);
+  // Revision 1 gave max(10 + 100, 20.01 + 1) = 110; BTN also waits for the logs' bytes.
+  deepEqual(lowerBound, { ttr: 120, btn: 120 });
+  deepEqual(measures(text, "aggressive").ttr, 120);
+  // Resumed with 400MB of a and 600MB of b home: 1000MB still to cross before s and t start.
+  const home = g.ids.map((id) => (id === "a" ? 400e6 : id === "b" ? 600e6 : 0));
+  equal(analyse(g, { home }).lowerBound.ttr, 110);
+});

@@ -146,9 +146,9 @@ Deno.test("renderCommand() opens a fresh bare context, when a value stands in $(
 });
 
 Deno.test("renderCommand() quotes for the expansion, when a value stands in ${...}", () => {
-  equal(render('x "${y:-${{ vars.v }}}"', "a'b$c"), 'x "${y:-"a\'b\\$c"}"');
+  equal(render('x "${y:-${{ vars.v }}}"', "a'b$c"), 'x "${y:-a"\'b\\$c"}"');
   equal(render("x ${y:-${{ vars.v }}}", "a b"), "x ${y:-'a b'}");
-  equal(render(`x "\${y:-'\${{ vars.v }}'}"`, "a'b"), `x "\${y:-'a'"'"'b'}"`);
+  equal(render(`x "\${y:-'\${{ vars.v }}'}"`, "a'b"), `x "\${y:-'a$(printf \\\\047)b'}"`);
 });
 
 Deno.test('renderCommand() keeps bash\'s parser on track, when a value stands in "${...}"', () => {
@@ -250,7 +250,7 @@ Deno.test("renderCommand() keeps the value after a dangling backslash or dollar,
     ["printf '%s' \"$${{ vars.v }}\"", "(touch X)", "$(touch X)"],
     ["printf '%s' $${{ vars.v }}", "'\\x27; touch X #", "$'\\x27; touch X #"],
     ["printf '%s' \"$HOME${{ vars.v }}\"", "_x", "/home/thaw_x"],
-    ["printf '%s' \"${x:-'${{ vars.v }}'}\"", "$(touch X)'", "'$(touch X)''''"],
+    ["printf '%s' \"${x:-'${{ vars.v }}'}\"", "$(touch X)'", "'$(touch X)''"],
     [
       "printf '%s' \"$(case y in y) printf '%s' ${{ vars.v }};; esac)\"",
       "a) touch X",

@@ -371,7 +371,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
     deepEqual(await s.processes("r2"), [{ step: "start-vod", pid: 300, pgid: 300 }]);
   });
 
-  test("history() gives done steps newest run first, at most limit per step", async (s) => {
+  test("history() gives done steps of done runs newest first, at most limit per step", async (s) => {
     const t0 = 1_700_000_000_000;
     const runs = [["r1", t0], ["r2", t0 + 1e6], ["r3", t0 + 2e6]] as const;
     for (const [id, startedAt] of runs) {
@@ -392,14 +392,26 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
           demanded: false,
           source: 0,
           at: 1,
+          ...(id === "r1" ? { moving: 25 } : {}),
         },
       ]);
+      await s.updateRun(id, { state: "done" });
+    }
+    // Runs that did not end done teach nothing: failed, cancelled, or still running (or hung).
+    for (const [id, state] of [["x1", "failed"], ["x2", "cancelled"], ["x3", "running"]] as const) {
+      await s.createRun(newRun(id, { startedAt: t0 + 4e6, steps: ["fetch"] }));
+      await s.recordSteps(id, [
+        { step: "fetch", state: "running", at: 0 },
+        { step: "fetch", state: "done", at: 240 },
+      ]);
+      await s.updateRun(id, { state });
     }
     await s.createRun(newRun("other", { runbook: "billing", startedAt: t0 + 3e6 }));
     await s.recordSteps("other", [
       { step: "fetch", state: "running", at: 0 },
       { step: "fetch", state: "done", at: 1 },
     ]);
+    await s.updateRun("other", { state: "done" });
     const all = await s.history("vod");
     const started = new Map<string, number>(runs);
     const order = all.map((h) => started.get(h.run)!);
@@ -415,7 +427,7 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
     });
     deepEqual(byKey(all), [
       sample("r1", "build", 5, 0, 45),
-      sample("r1", "fetch", 40, 1000, 40),
+      { ...sample("r1", "fetch", 40, 1000, 40), moving: 25 },
       sample("r2", "fetch", 40, 1000, 40),
       sample("r3", "build", 5, 0, 45),
       sample("r3", "fetch", 40, 1000, 40),

@@ -102,18 +102,21 @@ Deno.test("openSqliteStore() names the path and the cause, when the file is not 
   });
 });
 
-Deno.test("openSqliteStore() names the migration, when one fails", async () => {
+Deno.test("openSqliteStore() refuses the file before migrating it, when another program's tables are in it", async () => {
   await inTempDir(async (dir) => {
     const path = join(dir, "state.db");
     const db = new DatabaseSync(path);
     db.exec("create table runs (something text)");
     db.close();
+    const before = await Deno.readFile(path);
     await rejects(
       openSqliteStore(path),
       (e: Error) =>
         e instanceof StoreError && e.message.includes(path) &&
-        /migration 0001_initial failed: table "runs" already exists/.test(e.message),
+        /not thaw's store: it is an SQLite database of another program \(tables runs\)/
+          .test(e.message),
     );
+    deepEqual(await Deno.readFile(path), before);
   });
 });
 
@@ -124,7 +127,7 @@ Deno.test("migrate() leaves the schema as it was, when a migration fails", async
   await migrate(db);
   const broken = {
     ...MIGRATIONS,
-    "0002_broken": {
+    "9999_broken": {
       // deno-lint-ignore no-explicit-any
       async up(k: Kysely<any>) {
         await k.schema.createTable("half_done").addColumn("x", "text").execute();
@@ -132,7 +135,7 @@ Deno.test("migrate() leaves the schema as it was, when a migration fails", async
       },
     },
   };
-  await rejects(migrate(db, broken), /migration 0002_broken failed: disk full/);
+  await rejects(migrate(db, broken), /migration 9999_broken failed: disk full/);
   const tables = await db.introspection.getTables();
   equal(tables.some((t) => t.name === "half_done"), false);
   deepEqual(await migrate(db), []);

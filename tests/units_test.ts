@@ -65,3 +65,16 @@ Deno.test("formatDuration() prints short human times, when given seconds", () =>
   equal(formatDuration(5400), "1h30m");
   equal(formatDuration(Infinity), "-");
 });
+
+Deno.test("parseDuration(), parseSize() and parseBandwidth() refuse a value, when it is too large to plan", () => {
+  const digits = "9".repeat(400);
+  throws(() => parseDuration(`${digits}s`), /too large, at most 10 years \(3650d\)/);
+  throws(() => parseDuration("3650d1ms"), /too large/);
+  equal(parseDuration("3650d"), 3650 * 86400);
+  throws(() => parseSize(`${digits}TiB`), /"9{24}\.\.\." \(403 characters\): too large/);
+  throws(() => parseSize("1000001TB"), /at most 1 EB/);
+  equal(parseSize("1000000TB"), 1e18);
+  throws(() => parseBandwidth(`${digits}Gbit/s`), /too large, at most 1 EB\/s/);
+  throws(() => parseBandwidth("1000001TB/s"), /too large/);
+  equal(parseBandwidth("8000000Tbit/s"), 1e18);
+});

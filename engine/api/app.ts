@@ -8,11 +8,19 @@
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { streamSSE } from "hono/streaming";
-import { findRun, requestApproval, requestCancel, SteerError } from "../runs.ts";
+import {
+  findRun,
+  requestApproval,
+  requestCancel,
+  requestDone,
+  runState,
+  SteerError,
+} from "../runs.ts";
 import { StoreError } from "../store/errors.ts";
 import type { Store } from "../store/types.ts";
 import { authorize } from "./auth.ts";
-import { parseCursor, streamEvents, type StreamOptions } from "./events.ts";
+import { parseCursor, streamEvents, StreamGate, type StreamOptions } from "./events.ts";
+import { tooManyStreams } from "./limits.ts";
 import { collect, METRICS_TYPE, render } from "./metrics.ts";
 import { openApiText } from "./openapi.ts";
 import { RunsView, type Snapshot, type ViewOptions } from "./view.ts";
@@ -28,6 +36,8 @@ export interface ApiOptions {
   readonly events?: Omit<StreamOptions, "signal">;
   /** Ends the event streams (the server is shutting down). */
   readonly signal?: AbortSignal;
+  /** Caps and counts the open event streams (default: a gate of `DEFAULT_MAX_STREAMS`). */
+  readonly streams?: StreamGate;
   /** How long `POST /runs/ID/cancel` waits for the engine to confirm (ms, default 5000). */
   readonly cancelWaitMs?: number;
   /** Where internal errors are logged (default: standard error). */
@@ -53,17 +63,20 @@ export class ApiError extends Error {
  * ```ts
  * import { createApp } from "./app.ts";
  * import { openStore } from "../store/mod.ts";
+ * import assert from "node:assert/strict";
  * const store = await openStore(":memory:");
  * const app = createApp({ store });
- * console.assert((await app.request("/healthz")).status === 200);
+ * assert.equal((await app.request("/healthz")).status, 200);
  * const missing = await app.request("/runs/01NOPE");
- * console.assert(missing.status === 404 && "error" in await missing.json());
+ * assert.equal(missing.status, 404);
+ * assert("error" in await missing.json());
  * await store.close();
  * ```
  */
 export function createApp(options: ApiOptions): Hono {
   const { store } = options;
   const view = new RunsView(store, options.view);
+  const streams = options.streams ?? new StreamGate();
   const log = options.log ?? ((line: string) => console.error(line));
   const app = new Hono();
 
@@ -130,16 +143,20 @@ export function createApp(options: ApiOptions): Hono {
         );
       }
     }
+    if (!streams.tryOpen()) return tooManyStreams(c, streams.max);
     return streamSSE(c, async (stream) => {
       try {
         await streamEvents(stream, store, run, cursor, {
           ...options.events,
           ...(options.signal ? { signal: options.signal } : {}),
+          feeds: streams.feeds,
         });
       } catch (e) {
         log(`thaw serve: event stream of run ${run.id}: ${(e as Error)?.stack ?? e}`);
         await stream.writeSSE({ event: "error", data: JSON.stringify({ error: "internal error" }) })
           .catch(() => {});
+      } finally {
+        streams.close();
       }
     });
   });
@@ -159,6 +176,24 @@ export function createApp(options: ApiOptions): Hono {
       state: "running",
       message: `approval of ${step} queued; the engine takes it within a moment`,
     }, 202);
+  });
+  app.post("/runs/:id/steps/:step/done", changes, async (c) => {
+    const run = await findRun(store, c.req.param("id"), false);
+    const step = c.req.param("step");
+    const how = await requestDone(store, run, step);
+    return how === "queued"
+      ? c.json({
+        run: run.id,
+        step,
+        state: "running",
+        message: `${step} marked done by hand; the engine takes it within a moment`,
+      }, 202)
+      : c.json({
+        run: run.id,
+        step,
+        state: runState(run),
+        message: `${step} recorded done; thaw resume ${run.id} carries on after it`,
+      }, 200);
   });
   app.post("/runs/:id/cancel", changes, async (c) => {
     const run = await findRun(store, c.req.param("id"), false);

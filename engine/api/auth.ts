@@ -17,10 +17,11 @@ export type Verdict = "ok" | "no-token-configured" | "missing" | "wrong";
  * @example
  * ```ts
  * import { authorize } from "./auth.ts";
- * console.assert(authorize("Bearer s3cret", "s3cret") === "ok");
- * console.assert(authorize("Bearer guess", "s3cret") === "wrong");
- * console.assert(authorize(undefined, "s3cret") === "missing");
- * console.assert(authorize("Bearer s3cret", undefined) === "no-token-configured");
+ * import assert from "node:assert/strict";
+ * assert.equal(authorize("Bearer s3cret", "s3cret"), "ok");
+ * assert.equal(authorize("Bearer guess", "s3cret"), "wrong");
+ * assert.equal(authorize(undefined, "s3cret"), "missing");
+ * assert.equal(authorize("Bearer s3cret", undefined), "no-token-configured");
  * ```
  */
 export function authorize(header: string | undefined, token: string | undefined): Verdict {

@@ -67,11 +67,12 @@ export async function collect(
  * @example
  * ```ts
  * import { render } from "./metrics.ts";
+ * import assert from "node:assert/strict";
  * const text = render({
  *   counts: { running: 1, interrupted: 0, done: 2, failed: 0, cancelled: 0 },
  *   runs: [],
  * });
- * console.assert(text.includes('thaw_runs{state="done"} 2\n'));
+ * assert(text.includes('thaw_runs{state="done"} 2\n'));
  * ```
  */
 export function render(

@@ -6,9 +6,11 @@
  * ```ts
  * import { createApp } from "./mod.ts";
  * import { openStore } from "../store/mod.ts";
+ * import assert from "node:assert/strict";
  * const store = await openStore(":memory:");
  * const res = await createApp({ store }).request("/runs");
- * console.assert(res.status === 200 && (await res.json()).length === 0);
+ * assert.equal(res.status, 200);
+ * assert.equal((await res.json()).length, 0);
  * await store.close();
  * ```
  *

@@ -74,7 +74,8 @@ export function openApiText(): string {
       version: meta.version,
       description: "Watch and steer thaw recovery runs. Read endpoints are open; changes need " +
         "`Authorization: Bearer TOKEN` (THAW_TOKEN or --token), and are refused when the " +
-        "server has no token.",
+        "server has no token. A client that does not send its request headers within " +
+        "THAW_HEADERS_TIMEOUT_MS (default 10 s) gets 408 and is disconnected.",
     },
     components: {
       schemas,
@@ -144,6 +145,10 @@ export function openApiText(): string {
             "204": { description: "the client has seen the end already" },
             "400": error("Last-Event-ID is not an id of this run's stream"),
             "404": error("no such run"),
+            "503": {
+              ...error("too many event streams open (THAW_MAX_STREAMS, default 100)"),
+              headers: { "Retry-After": { schema: { type: "integer" } } },
+            },
           },
         },
       },
@@ -179,7 +184,32 @@ export function openApiText(): string {
             "202": json(ref("Accepted"), "the approval is queued; the engine takes it at once"),
             ...denied,
             "404": error("no such run, or the run has no such step"),
-            "409": error("the run is not running"),
+            "409": error(
+              "the run is not running, or the step has no approval gate and does not wait, or " +
+                "has gone past it",
+            ),
+          },
+        },
+      },
+      "/runs/{id}/steps/{step}/done": {
+        post: {
+          summary: "mark a step done by hand (a person did its work); its dependents may start",
+          description: "For a running run: a step that waits for a person (its approval, or it " +
+            "was running when its engine died). For a run with no engine (interrupted, failed, " +
+            "cancelled): any step not done; `thaw resume` keeps it done.",
+          ...auth,
+          parameters: [runId, {
+            name: "step",
+            in: "path",
+            required: true,
+            schema: { type: "string" },
+          }],
+          responses: {
+            "200": json(ref("Accepted"), "the run has no engine: the step is recorded done"),
+            "202": json(ref("Accepted"), "queued; the engine takes it at once"),
+            ...denied,
+            "404": error("no such run, or the run has no such step"),
+            "409": error("the run is done, the step is done, or it does not wait for a person"),
           },
         },
       },

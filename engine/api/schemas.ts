@@ -28,6 +28,9 @@ export const StepReportSchema = z.object({
   bytes: z.number().optional().describe("fetches: bytes brought home"),
   demanded: z.boolean().optional().describe("fetches: a frozen step demanded it"),
   prefetched_bytes: z.number().optional().describe("fetches: bytes that came before demand"),
+  detail: z.string().optional().describe(
+    "why the step waits for a person: its approval, or it was running when its engine died",
+  ),
 }).strict();
 
 const measures = z.object({ ttr_s: maybeSeconds, btn_s: maybeSeconds }).strict();

@@ -72,6 +72,8 @@ export interface ProgressTable {
   demanded: number;
   source: number;
   at: number;
+  /** Seconds the fetch was moving, once it is done (migration 0003). */
+  moving_s: number | null;
 }
 
 /** A row of `commands`: a request from outside the engine. */
@@ -91,6 +93,8 @@ export interface ProcessesTable {
   step: string;
   pid: number;
   pgid: number;
+  /** The log file of a background service (migration 0002_add_process_log). */
+  log: string | null;
 }
 
 /** The store's tables, for Kysely. */
@@ -189,6 +193,19 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
         .execute();
     },
   },
+  "0002_add_process_log": {
+    async up(db: AnyDb): Promise<void> {
+      // Where a background service appends its output, for `thaw status RUN_ID`.
+      await db.schema.alterTable("processes").addColumn("log", "text").execute();
+    },
+  },
+  "0003_progress_moving": {
+    async up(db: AnyDb): Promise<void> {
+      // The seconds a done fetch was moving (not paused, not held back by the link): what
+      // history learns its source's rate over.
+      await db.schema.alterTable("progress").addColumn("moving_s", "real").execute();
+    },
+  },
 };
 
 /**
@@ -219,12 +236,12 @@ export function migrationProvider(
  * import { DatabaseSync } from "node:sqlite";
  * import { Kysely } from "kysely";
  * import { NodeSqliteDialect } from "./sqlite_dialect.ts";
- * import { migrate } from "./migrations.ts";
+ * import { migrate, MIGRATIONS } from "./migrations.ts";
  * import type { StoreDatabase } from "./migrations.ts";
  * const db = new Kysely<StoreDatabase>({
  *   dialect: new NodeSqliteDialect(new DatabaseSync(":memory:")),
  * });
- * deepEqual(await migrate(db), ["0001_initial"]);
+ * deepEqual(await migrate(db), Object.keys(MIGRATIONS).sort());
  * deepEqual(await migrate(db), []); // already up to date
  * await db.destroy();
  * ```

@@ -38,6 +38,28 @@ export { BUSY_TIMEOUT_MS, openSqliteStore, SqliteStore } from "./sqlite.ts";
 export const DEFAULT_STORE = ".thaw/state.db";
 
 /**
+ * The path of a `file://` store URL; a {@link StoreError} when it names no local file.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { fileStorePath } from "./mod.ts";
+ * equal(fileStorePath("file:///var/lib/thaw/state.db"), "/var/lib/thaw/state.db");
+ * ```
+ */
+export function fileStorePath(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch (e) {
+    throw new StoreError(
+      `cannot open the store ${url}: ${(e as Error).message}; use file:///ABSOLUTE/PATH ` +
+        `or a plain path`,
+      { cause: e },
+    );
+  }
+}
+
+/**
  * Opens the store at `pathOrUrl`: an SQLite file path, a `file://` URL, or `:memory:`.
  * `postgres://` and `postgresql://` URLs are refused with a {@link StoreError} (not supported
  * yet); so is any other URL scheme.
@@ -61,7 +83,13 @@ export function openStore(pathOrUrl: string): Promise<Store> {
       ),
     );
   }
-  if (/^file:\/\//i.test(pathOrUrl)) return openSqliteStore(fileURLToPath(pathOrUrl));
+  if (/^file:\/\//i.test(pathOrUrl)) {
+    try {
+      return openSqliteStore(fileStorePath(pathOrUrl));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
   if (/^[a-z][a-z0-9+.-]+:\/\//i.test(pathOrUrl)) {
     return Promise.reject(
       new StoreError(

@@ -6,11 +6,11 @@
  * @module
  */
 import { DatabaseSync } from "node:sqlite";
-import { dirname } from "node:path";
 import { Kysely, sql, type Transaction } from "kysely";
 import { StoreError } from "./errors.ts";
 import { migrate, type StepsTable, type StoreDatabase } from "./migrations.ts";
 import { NodeSqliteDialect } from "./sqlite_dialect.ts";
+import { prepareStoreFile } from "./sqlite_file.ts";
 import {
   fold,
   newStepRow,
@@ -28,6 +28,7 @@ import type {
   FetchProgress,
   HistorySample,
   NewRun,
+  ProcessChanges,
   ProcessRecord,
   RunPatch,
   RunRecord,
@@ -151,10 +152,15 @@ export class SqliteStore implements Store {
 
   /**
    * Appends state changes, numbered from the run's last `seq` + 1, and folds them into the
-   * steps' records, all in one transaction.
+   * steps' records, and records and forgets `processes`, all in one transaction.
    */
-  recordSteps(run: string, changes: readonly StepChange[]): Promise<void> {
-    if (changes.length === 0) return Promise.resolve();
+  recordSteps(
+    run: string,
+    changes: readonly StepChange[],
+    processes?: ProcessChanges,
+  ): Promise<void> {
+    const procs = processes && processes.add.length + processes.remove.length > 0;
+    if (changes.length === 0 && !procs) return Promise.resolve();
     return this.#op(
       "record step changes",
       run,
@@ -181,6 +187,7 @@ export class SqliteStore implements Store {
             await trx.insertInto("step_events").values(part).execute();
           }
           for (const id of ids) await upsertStep(trx, rows.get(id)!);
+          if (procs) await changeProcesses(trx, run, processes!);
         }),
     );
   }
@@ -264,8 +271,12 @@ export class SqliteStore implements Store {
   /** Records a process (replacing the step's earlier one). */
   addProcess(run: string, p: ProcessRecord): Promise<void> {
     return this.#op("record process", run, async () => {
-      await this.#db.insertInto("processes").values({ run, step: p.step, pid: p.pid, pgid: p.pgid })
-        .onConflict((oc) => oc.columns(["run", "step"]).doUpdateSet({ pid: p.pid, pgid: p.pgid }))
+      const log = p.log ?? null;
+      await this.#db.insertInto("processes")
+        .values({ run, step: p.step, pid: p.pid, pgid: p.pgid, log })
+        .onConflict((oc) =>
+          oc.columns(["run", "step"]).doUpdateSet({ pid: p.pid, pgid: p.pgid, log })
+        )
         .execute();
     });
   }
@@ -283,16 +294,18 @@ export class SqliteStore implements Store {
     return this.#op(
       "read processes",
       run,
-      () =>
-        this.#db.selectFrom("processes").select(["step", "pid", "pgid"]).where("run", "=", run)
-          .orderBy("step").execute(),
+      async () =>
+        (await this.#db.selectFrom("processes").select(["step", "pid", "pgid", "log"])
+          .where("run", "=", run).orderBy("step").execute())
+          .map(({ log, ...p }) => log === null ? p : { ...p, log }),
     );
   }
 
   /**
-   * Done steps (with a start and an end) of the runs of `runbook`, newest run first (then by
-   * step id), at most `limit` (default 20) per step. `bytes` is the fetch's last progress, else
-   * 0; `endedAt` is the wall-clock ms the step ended.
+   * Done steps (with a start and an end) of the runs of `runbook` that ended `done` (a failed,
+   * cancelled, interrupted or unfinished run teaches nothing), newest run first (then by step
+   * id), at most `limit` (default 20) per step. `bytes` is the fetch's last progress, else 0;
+   * `moving` its seconds moving, when recorded; `endedAt` is the wall-clock ms the step ended.
    */
   history(runbook: string, limit = 20): Promise<HistorySample[]> {
     return this.#op("read history", undefined, async () => {
@@ -303,7 +316,8 @@ export class SqliteStore implements Store {
           "progress as p",
           (j) => j.onRef("p.run", "=", "s.run").onRef("p.step", "=", "s.step"),
         )
-        .where("r.runbook", "=", runbook).where("s.state", "=", "done")
+        .where("r.runbook", "=", runbook).where("r.state", "=", "done")
+        .where("s.state", "=", "done")
         .where("s.start_s", "is not", null).where("s.end_s", "is not", null)
         .select([
           "r.id as run",
@@ -312,6 +326,7 @@ export class SqliteStore implements Store {
           sql<number>`s.end_s - s.start_s`.as("seconds"),
           sql<number>`s.end_s`.as("end_s"),
           sql<number>`coalesce(p.bytes, 0)`.as("bytes"),
+          "p.moving_s as moving_s",
           sql<number>`row_number() over (partition by s.step order by r.started_at desc, r.id desc)`
             .as("rank"),
         ]);
@@ -324,6 +339,7 @@ export class SqliteStore implements Store {
         seconds: r.seconds,
         bytes: r.bytes,
         endedAt: r.started_at + Math.round(r.end_s * 1000),
+        ...(r.moving_s === null || r.moving_s === undefined ? {} : { moving: r.moving_s }),
       }));
     });
   }
@@ -340,6 +356,24 @@ function* chunks<T>(items: readonly T[]): Generator<T[]> {
   for (let i = 0; i < items.length; i += CHUNK) yield items.slice(i, i + CHUNK);
 }
 
+async function changeProcesses(
+  trx: Transaction<StoreDatabase>,
+  run: string,
+  { add, remove }: ProcessChanges,
+): Promise<void> {
+  for (const part of chunks(remove)) {
+    await trx.deleteFrom("processes").where("run", "=", run).where("step", "in", part).execute();
+  }
+  for (const p of add) {
+    const log = p.log ?? null;
+    await trx.insertInto("processes").values({ run, step: p.step, pid: p.pid, pgid: p.pgid, log })
+      .onConflict((oc) =>
+        oc.columns(["run", "step"]).doUpdateSet({ pid: p.pid, pgid: p.pgid, log })
+      )
+      .execute();
+  }
+}
+
 async function upsertStep(trx: Transaction<StoreDatabase>, row: StepsTable): Promise<void> {
   const { run: _run, step: _step, first_seq: _first, ...changed } = row;
   await trx.insertInto("steps").values(row)
@@ -348,7 +382,8 @@ async function upsertStep(trx: Transaction<StoreDatabase>, row: StepsTable): Pro
 
 /**
  * Opens (creating if needed) the SQLite store at `path`, or an in-memory one for `:memory:`:
- * creates the parent directory, sets WAL mode (files only), a busy timeout, `synchronous=NORMAL`
+ * creates the file owner-only (0600, in a 0700 directory; an existing file that is not thaw's
+ * store is refused before anything is written into it, see `sqlite_file.ts`), sets WAL mode (files only), a busy timeout, `synchronous=NORMAL`
  * and foreign keys, and migrates the schema to the latest version. Throws a {@link StoreError}
  * naming the path and the cause when the file is not a database or a migration fails.
  *
@@ -373,13 +408,8 @@ export async function openSqliteStore(path: string): Promise<SqliteStore> {
   const memory = path === ":memory:";
   const fail = (cause: unknown, why = messageOf(cause)) =>
     new StoreError(`cannot open the store ${path}: ${why}`, { cause });
-  if (!memory) {
-    try {
-      await Deno.mkdir(dirname(path), { recursive: true });
-    } catch (e) {
-      throw fail(e, `cannot create its directory: ${messageOf(e)}`);
-    }
-  }
+  // Owner-only, and never a file that is not thaw's store: refused before SQLite writes a byte.
+  if (!memory) await prepareStoreFile(path);
   let raw: DatabaseSync;
   try {
     raw = new DatabaseSync(path);

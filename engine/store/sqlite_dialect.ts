@@ -51,23 +51,39 @@ function bindable(value: unknown): SQLInputValue {
  * ```
  */
 export function adaptDatabase(db: DatabaseSync): SqliteDatabase {
+  // Prepared once per text: the live engine runs the same few statements every turn.
+  const prepared = new Map<string, SqliteStatement>();
   return {
     close: () => {
+      prepared.clear();
       if (db.isOpen) db.close();
     },
     prepare(sql: string): SqliteStatement {
-      const stmt = db.prepare(sql);
-      const args = (parameters: ReadonlyArray<unknown>) => parameters.map(bindable);
-      return {
-        reader: stmt.columns().length > 0,
-        all: (parameters) => stmt.all(...args(parameters)),
-        run(parameters) {
-          const { changes, lastInsertRowid } = stmt.run(...args(parameters));
-          return { changes: Number(changes), lastInsertRowid: Number(lastInsertRowid) };
-        },
-        iterate: (parameters) => stmt.iterate(...args(parameters)),
-      };
+      let statement = prepared.get(sql);
+      if (statement === undefined) {
+        if (prepared.size >= MAX_PREPARED) prepared.clear();
+        statement = prepare(db, sql);
+        prepared.set(sql, statement);
+      }
+      return statement;
     },
+  };
+}
+
+/** Most statements {@linkcode adaptDatabase} keeps prepared. */
+const MAX_PREPARED = 256;
+
+function prepare(db: DatabaseSync, sql: string): SqliteStatement {
+  const stmt = db.prepare(sql);
+  const args = (parameters: ReadonlyArray<unknown>) => parameters.map(bindable);
+  return {
+    reader: stmt.columns().length > 0,
+    all: (parameters) => stmt.all(...args(parameters)),
+    run(parameters) {
+      const { changes, lastInsertRowid } = stmt.run(...args(parameters));
+      return { changes: Number(changes), lastInsertRowid: Number(lastInsertRowid) };
+    },
+    iterate: (parameters) => stmt.iterate(...args(parameters)),
   };
 }
 

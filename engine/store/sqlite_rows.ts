@@ -161,13 +161,14 @@ export function progressValues(p: FetchProgress): Omit<ProgressTable, "run" | "s
     demanded: p.demanded ? 1 : 0,
     source: p.source,
     at: p.at,
+    moving_s: p.moving !== undefined && Number.isFinite(p.moving) ? p.moving : null,
   };
 }
 
 /** A progress sample from its row. */
 export function toProgress(r: ProgressTable): FetchProgress {
-  const { run: _, demanded, ...rest } = r;
-  return { ...rest, demanded: demanded !== 0 };
+  const { run: _, demanded, moving_s, ...rest } = r;
+  return { ...rest, demanded: demanded !== 0, ...(moving_s === null ? {} : { moving: moving_s }) };
 }
 
 /** A command from its row. */

@@ -104,7 +104,10 @@ export interface StepRecord {
 /** How far a fetch has come. */
 export interface FetchProgress {
   readonly step: string;
-  /** Bytes under the temporary name (or `to`, once done). */
+  /**
+   * Bytes under the temporary name (or `to`, once done), plus what earlier attempts of this run
+   * moved that the current one did not continue from: what crossed the link for it.
+   */
   readonly bytes: number;
   /** Total when known. */
   readonly total: number | null;
@@ -115,14 +118,19 @@ export interface FetchProgress {
   readonly source: number;
   /** Wall-clock ms of this sample. */
   readonly at: number;
+  /**
+   * Once the fetch is done: the seconds it was moving (from asking its source, after any
+   * approval, to its end, less the time the link held it back: paced or paused).
+   */
+  readonly moving?: number;
 }
 
 /** A request from outside the engine. */
 export interface Command {
   readonly id: number;
   readonly run: string;
-  readonly kind: "approve" | "cancel";
-  /** The step, for `approve`. */
+  readonly kind: "approve" | "cancel" | "done";
+  /** The step, for `approve` and `done` (a person marks a waiting step done). */
   readonly step: string | null;
   readonly at: number;
 }
@@ -132,6 +140,14 @@ export interface ProcessRecord {
   readonly step: string;
   readonly pid: number;
   readonly pgid: number;
+  /** The log file a background service appends its output to (absent when none). */
+  readonly log?: string;
+}
+
+/** Processes to record (replacing a step's earlier one) and steps whose process to forget. */
+export interface ProcessChanges {
+  readonly add: readonly ProcessRecord[];
+  readonly remove: readonly string[];
 }
 
 /** A finished step of an earlier live run, for estimates from history. */
@@ -143,6 +159,8 @@ export interface HistorySample {
   /** Bytes moved (fetches), else 0. */
   readonly bytes: number;
   readonly endedAt: number;
+  /** Fetches: the seconds it was actually moving (see {@link FetchProgress.moving}), if known. */
+  readonly moving?: number;
 }
 
 /** Where live runs keep their state. */
@@ -157,8 +175,15 @@ export interface Store {
   countRuns(): Promise<Record<StoredState, number>>;
   updateRun(id: string, patch: RunPatch): Promise<void>;
 
-  /** Appends state changes (in one transaction) and folds them into the steps' records. */
-  recordSteps(run: string, changes: readonly StepChange[]): Promise<void>;
+  /**
+   * Appends state changes and folds them into the steps' records; records and forgets the
+   * `processes` given too: all in one transaction (the live engine's one commit per turn).
+   */
+  recordSteps(
+    run: string,
+    changes: readonly StepChange[],
+    processes?: ProcessChanges,
+  ): Promise<void>;
   /** Changes with `seq > after`, in order (for event streams and resume). */
   stepEvents(run: string, after?: number): Promise<StepEvent[]>;
   /** Current record of every step that has one. */
@@ -179,8 +204,8 @@ export interface Store {
   processes(run: string): Promise<ProcessRecord[]>;
 
   /**
-   * Done steps of earlier live runs of `runbook` (not drills' skipped steps), newest first, at
-   * most `limit` per step.
+   * Done steps of earlier live runs of `runbook` that ended `done` (not drills' skipped steps;
+   * nothing of a failed, cancelled or interrupted run), newest first, at most `limit` per step.
    */
   history(runbook: string, limit?: number): Promise<HistorySample[]>;
 

@@ -7,6 +7,7 @@
  * deno run -A runbooks/tools/backup.ts make DIR NAME:SIZE_MIB...   # e.g. catalog.db:8 media/a.bin:64
  * deno run -A runbooks/tools/backup.ts serve DIR PORT
  * deno run -A runbooks/tools/backup.ts sha256 NAME:SIZE_MIB        # what `make` will write
+ * deno run -A runbooks/tools/backup.ts verify FILE NAME:SIZE_MIB   # FILE holds what `make` wrote
  * ```
  *
  * @module
@@ -55,6 +56,33 @@ export function sha256(name: string, mib: number): string {
   const buf = new Uint8Array(MIB);
   for (let i = 0; i < mib; i++) h.update(block(name, i, buf));
   return h.digest("hex");
+}
+
+/**
+ * Whether the file at `path` holds exactly what {@link make} writes for `name` (size MiB):
+ * undefined when it does, else what differs.
+ */
+export async function verify(path: string, name: string, mib: number): Promise<string | undefined> {
+  const f = await Deno.open(path);
+  try {
+    const size = (await f.stat()).size;
+    if (size !== mib * MIB) return `${path}: ${size} bytes, expected ${mib * MIB}`;
+    const want = new Uint8Array(MIB), got = new Uint8Array(MIB);
+    for (let i = 0; i < mib; i++) {
+      for (let n = 0; n < MIB;) {
+        const r = await f.read(got.subarray(n));
+        if (r === null) return `${path}: ends early in MiB ${i}`;
+        n += r;
+      }
+      block(name, i, want);
+      for (let k = 0; k < MIB; k++) {
+        if (want[k] !== got[k]) return `${path}: differs at byte ${i * MIB + k}`;
+      }
+    }
+    return undefined;
+  } finally {
+    f.close();
+  }
 }
 
 /** Serves `dir` on 127.0.0.1:`port`, with Range requests. */
@@ -118,8 +146,18 @@ if (import.meta.main) {
     serve(rest[0]!, Number(rest[1]));
   } else if (command === "sha256" && rest.length === 1) {
     console.log(sha256(...spec(rest[0]!)));
+  } else if (command === "verify" && rest.length === 2) {
+    const problem = await verify(rest[0]!, ...spec(rest[1]!));
+    if (problem) {
+      console.error(problem);
+      Deno.exit(1);
+    }
+    console.log(`${rest[0]}: ${spec(rest[1]!)[1]} MiB, every byte as backed up`);
   } else {
-    console.error("usage: backup.ts make DIR NAME:MIB... | serve DIR PORT | sha256 NAME:MIB");
+    console.error(
+      "usage: backup.ts make DIR NAME:MIB... | serve DIR PORT | sha256 NAME:MIB | " +
+        "verify FILE NAME:MIB",
+    );
     Deno.exit(2);
   }
 }

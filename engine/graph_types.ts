@@ -1,0 +1,48 @@
+/**
+ * The recovery graph's shape in index form: what `buildGraph` (in `graph.ts`) produces and the
+ * plan, the bounds and the scheduler read. Its own module so that `bounds.ts` and `graph.ts` need
+ * not import each other; import these from `graph.ts`.
+ *
+ * @module
+ */
+
+/** Step kinds as the scheduler sees them. */
+export const FETCH = 0;
+/** A step that takes a run slot: a run step, or a drill-skipped step standing in for itself. */
+export const RUN = 1;
+
+/** The recovery graph, by step index. */
+export interface Graph {
+  readonly n: number;
+  readonly ids: readonly string[];
+  /** {@link FETCH} (crosses the link) or {@link RUN} (takes a run slot). */
+  readonly kind: Uint8Array;
+  /** 1 for steps skipped in a drill: they take their estimate and move no data. */
+  readonly skipped: Uint8Array;
+  /** `needs` as CSR: the needs of `i` are `needList[needStart[i] .. needStart[i+1]]`. */
+  readonly needStart: Int32Array;
+  readonly needList: Int32Array;
+  /** Dependents as CSR, the reverse of `needs`. */
+  readonly depStart: Int32Array;
+  readonly depList: Int32Array;
+  /** A topological order (needs before dependents). */
+  readonly order: Int32Array;
+  /** Run steps: the estimate, seconds (NaN when unknown). Fetches: alone on the link. */
+  readonly duration: Float64Array;
+  /** Fetches: bytes (NaN when unknown). */
+  readonly size: Float64Array;
+  /** Fetches: how fast the source delivers on its own (Infinity: as fast as the link). */
+  readonly rate: Float64Array;
+  /**
+   * 1 for fetches marked `local: true`: they cross no link, so they move at their own `rate`
+   * (unlimited without one), stay out of the link's queue and out of its lower bounds.
+   */
+  readonly local: Uint8Array;
+  /** Capacity of the shared link in bytes per second (Infinity: not limited). */
+  readonly bandwidth: number;
+  /** 1 when the step fails with `on-failure: isolate`. */
+  readonly isolate: Uint8Array;
+  /** Index into `milestones`, or -1. */
+  readonly milestone: Int32Array;
+  readonly milestones: readonly string[];
+}

@@ -1,0 +1,191 @@
+/**
+ * Steering waits through the HTTP API (`app.request()`, a real SQLite store): `approve` of a step
+ * that does not wait is a 409; `done` marks a waiting step done, or records it for a run with no
+ * engine. And the waits themselves, without processes: their decisions, the scheduler giving a
+ * waiting step's run slot to others, the live table.
+ *
+ * @module
+ */
+import { deepEqual, equal, match } from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { createApp } from "../engine/api/app.ts";
+import { analyse, buildGraph } from "../engine/graph.ts";
+import { LiveRun, renderLiveTable } from "../engine/live_view.ts";
+import { Scheduler } from "../engine/scheduler.ts";
+import { parseRunbook, readRunbook } from "../engine/load.ts";
+import { newRunId, type Report } from "../engine/report.ts";
+import { simulate } from "../engine/simulate.ts";
+import { openStore } from "../engine/store/mod.ts";
+import type { Store } from "../engine/store/types.ts";
+import { interruptedDetail, PersonWaits } from "../engine/waits.ts";
+
+const RUNBOOK = `runbook: 1
+name: gates
+steps:
+  - { id: restore, run: "true", estimate: 1s }
+  - { id: gate, run: "true", estimate: 1s, approval: "Switch traffic?" }
+  - { id: after, needs: [restore, gate], run: "true", estimate: 1s }
+`;
+
+async function withRun(body: (store: Store, run: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  const store = await openStore(join(dir, "state.db"));
+  try {
+    await Deno.writeTextFile(join(dir, "rb.yaml"), RUNBOOK);
+    const rb = await readRunbook("rb.yaml", { cwd: dir, vars: {} });
+    const run = newRunId();
+    await store.createRun({
+      id: run,
+      runbook: rb.name,
+      file: join(dir, "rb.yaml"),
+      fileSha256: createHash("sha256").update(rb.text).digest("hex"),
+      mode: "live",
+      drill: false,
+      strategy: "aggressive",
+      vars: {},
+      steps: rb.steps.map((s) => s.id),
+      startedAt: Date.now() - 5000,
+      pid: Deno.pid,
+      host: hostname(),
+    });
+    const report: Report = { ...simulate(rb, { run }), mode: "live" };
+    await store.updateRun(run, { report: JSON.stringify(report), heartbeatAt: Date.now() });
+    await body(store, run);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const post = (app: ReturnType<typeof createApp>, path: string) =>
+  app.request(path, { method: "POST", headers: { Authorization: "Bearer t0ken" } });
+
+Deno.test("POST .../approve answers 409, when the step has no approval gate or no longer waits", async () => {
+  await withRun(async (store, run) => {
+    const app = createApp({ store, token: "t0ken" });
+    await store.recordSteps(run, [
+      { step: "restore", state: "running", at: 0 },
+      { step: "gate", state: "running", at: 0, detail: "approved" },
+    ]);
+    for (
+      const [step, why] of [
+        ["restore", /has no approval gate and does not wait for a person/],
+        ["after", /has no approval gate/],
+        ["gate", /is running \(approved\); it no longer waits for approval/],
+      ] as const
+    ) {
+      const r = await post(app, `/runs/${run}/steps/${step}/approve`);
+      equal(r.status, 409, step);
+      match((await r.json()).error, why);
+    }
+    deepEqual(await store.takeCommands(run), [], "a refused approval reached the engine");
+  });
+});
+
+Deno.test("POST .../done marks a waiting step done, through the engine or the store", async () => {
+  await withRun(async (store, run) => {
+    const app = createApp({ store, token: "t0ken" });
+    equal(
+      (await createApp({ store }).request(`/runs/${run}/steps/restore/done`, {
+        method: "POST",
+      })).status,
+      403,
+    );
+    await store.recordSteps(run, [
+      { step: "restore", state: "running", at: 0, detail: interruptedDetail(run, "restore") },
+    ]);
+    const notWaiting = await post(app, `/runs/${run}/steps/after/done`);
+    equal(notWaiting.status, 409);
+    match((await notWaiting.json()).error, /is pending and does not wait for a person/);
+    const queued = await post(app, `/runs/${run}/steps/restore/done`);
+    equal(queued.status, 202);
+    const again = await post(app, `/runs/${run}/steps/restore/approve`);
+    equal(again.status, 202);
+    deepEqual((await store.takeCommands(run)).map((c) => [c.kind, c.step]), [
+      ["done", "restore"],
+      ["approve", "restore"],
+    ]);
+
+    // The engine is gone: the store records it, and the report says so until resume.
+    await store.updateRun(run, { pid: 2 ** 22 + 4321, heartbeatAt: Date.now() - 120000 });
+    const recorded = await post(app, `/runs/${run}/steps/after/done`);
+    equal(recorded.status, 200);
+    equal((await recorded.json()).state, "interrupted");
+    equal((await store.steps(run)).find((s) => s.step === "after")?.state, "done");
+    const report = JSON.parse((await store.getRun(run))!.report!) as Report;
+    equal(report.steps.find((s) => s.id === "after")?.state, "done");
+    const twice = await post(app, `/runs/${run}/steps/after/done`);
+    equal(twice.status, 409);
+    match((await twice.json()).error, /done already/);
+    const unknown = await post(app, `/runs/${run}/steps/aftr/done`);
+    equal(unknown.status, 404);
+    match((await unknown.json()).error, /did you mean "after"/);
+  });
+});
+
+Deno.test("PersonWaits holds a step until a person decides, when it was interrupted or is gated", async () => {
+  const waits = new PersonWaits("R1", [0]);
+  const details: string[] = [];
+  const ac = new AbortController();
+  const announce = (d: string) => void details.push(d);
+  // An approval given before the gate is met stands.
+  equal(waits.command("approve", 2), false);
+  equal(await waits.gate(2, "c", "Go?", ac.signal, announce), "run");
+  const interrupted = waits.gate(0, "a", "Go?", ac.signal, announce);
+  const gated = waits.gate(1, "b", "Go?", ac.signal, announce);
+  equal(waits.waiting(0), "interrupted");
+  equal(waits.waiting(1), "approval");
+  equal(waits.command("approve", 0), true);
+  equal(await interrupted, "run", "approving it again also passes its gate");
+  ac.abort();
+  equal(await gated, "cancelled");
+  equal(waits.waiting(1), undefined);
+  match(details[0]!, /^a was running when the engine stopped/);
+  match(details[1]!, /^waiting for approval: Go\? \(thaw approve R1 b/);
+  equal(details.length, 2);
+});
+
+Deno.test("renderLiveTable() shows a step interrupted by its engine whole, without an ETA", () => {
+  const rb = parseRunbook(
+    "runbook: 1\nname: x\nsteps:\n  - {id: restore-db, run: 'true', estimate: 5s}\n",
+    "x.yaml",
+  );
+  const run = "01KZZZZZZZZZZZZZZZZZZZZZZZ";
+  const live = new LiveRun(rb, run, "aggressive", Date.now());
+  Object.assign(live.steps[0]!, {
+    state: "running",
+    since: 1,
+    detail: interruptedDetail(run, "restore-db"),
+  });
+  live.elapsed = 30;
+  const text = renderLiveTable(live);
+  match(text, new RegExp(`thaw done ${run} restore-db marks it done`));
+  equal(/25s over|\b\d+s over/.test(text), false, text);
+});
+
+Deno.test("Scheduler.waitForPerson() lends a waiting step's run slot, when parallelism is 1", () => {
+  const rb = parseRunbook(
+    `runbook: 1
+name: x
+parallelism: 1
+steps:
+  - { id: gate, run: "true", estimate: 1s, approval: Go? }
+  - { id: other, run: "true", estimate: 5s }
+`,
+    "x.yaml",
+  );
+  const g = buildGraph(rb);
+  const s = new Scheduler(g, { strategy: "aggressive", parallelism: 1, rank: analyse(g).rank });
+  const started = () => s.decide().filter((d) => d.type === "start").map((d) => g.ids[d.step]);
+  const [first] = started();
+  const i = g.ids.indexOf(first!);
+  s.waitForPerson(i);
+  deepEqual(started(), g.ids.filter((id) => id !== first), "its slot went to the other step");
+  s.personDecided(i);
+  s.complete(0);
+  s.complete(1);
+  deepEqual(started(), []);
+  equal(s.finished, true);
+});
