@@ -8,7 +8,14 @@
  * @module
  */
 import { z } from "zod";
-import { BANDWIDTH_PATTERN, DURATION_PATTERN, SIZE_PATTERN } from "./units.ts";
+import {
+  BANDWIDTH_PATTERN,
+  DURATION_PATTERN,
+  parseBandwidth,
+  parseDuration,
+  parseSize,
+  SIZE_PATTERN,
+} from "./units.ts";
 
 /** Step ids: `[a-z0-9][a-z0-9_-]*`. */
 export const STEP_ID_PATTERN = "^[a-z0-9][a-z0-9_-]*$";
@@ -24,12 +31,24 @@ export const STRATEGIES = ["serial", "lazy", "aggressive"] as const;
 /** How thaw schedules fetches against run steps. */
 export type Strategy = typeof STRATEGIES[number];
 
-// Messages tagged `unit:` are replaced by the unit parser's own explanation in load.ts.
-const duration = z.string().regex(new RegExp(DURATION_PATTERN), "unit:duration")
+// Messages tagged `unit:` are replaced by the unit parser's own explanation in load.ts. A value of
+// the right shape is parsed too, so one out of range (too large) is reported with the rest.
+const parses = (parse: (text: string) => number) => (text: string) => {
+  try {
+    parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const unit = (pattern: string, tag: string, parse: (text: string) => number) =>
+  z.string().regex(new RegExp(pattern), { message: tag, abort: true })
+    .refine(parses(parse), tag);
+const duration = unit(DURATION_PATTERN, "unit:duration", parseDuration)
   .meta({ description: "A duration: 250ms, 30s, 5m, 1h30m, 2d", examples: ["30s", "1h30m"] });
-const size = z.string().regex(new RegExp(SIZE_PATTERN), "unit:size")
+const size = unit(SIZE_PATTERN, "unit:size", parseSize)
   .meta({ description: "A size: B, KB/MB/GB/TB (1000), KiB/MiB/GiB/TiB (1024)" });
-const bandwidth = z.string().regex(new RegExp(BANDWIDTH_PATTERN), "unit:bandwidth")
+const bandwidth = unit(BANDWIDTH_PATTERN, "unit:bandwidth", parseBandwidth)
   .meta({ description: "A bandwidth: 12.5MB/s, 100Mbit/s, 1Gbps, 800kbps" });
 const stepId = z.string().regex(new RegExp(STEP_ID_PATTERN), "pattern:step id");
 const scalar = z.union([z.string(), z.number(), z.boolean()])

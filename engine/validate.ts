@@ -262,6 +262,15 @@ export function problemsFromIssues(input: unknown, issues: z.core.$ZodIssue[]): 
             : `${key}: must be at least ${issue.minimum}, got ${kindOf(value)}`,
         });
         break;
+      case "custom":
+        out.push({
+          path,
+          at: "value",
+          message: issue.message.startsWith("unit:")
+            ? `${key}: ${unitProblem(issue.message.slice(5) as Unit, String(value))}`
+            : `${key}: ${issue.message}`,
+        });
+        break;
       case "too_big":
         out.push({
           path,
