@@ -47,6 +47,13 @@ const runId = {
   description: "the run id (thaw status lists them)",
   schema: { type: "string" },
 };
+const stepId = {
+  name: "step",
+  in: "path",
+  required: true,
+  description: "the step's id in the runbook",
+  schema: { type: "string" },
+};
 const auth = {
   security: [{ bearer: [] }],
 };
@@ -174,12 +181,7 @@ export function openApiText(): string {
         post: {
           summary: "approve a step that waits for approval (or will)",
           ...auth,
-          parameters: [runId, {
-            name: "step",
-            in: "path",
-            required: true,
-            schema: { type: "string" },
-          }],
+          parameters: [runId, stepId],
           responses: {
             "202": json(ref("Accepted"), "the approval is queued; the engine takes it at once"),
             ...denied,
@@ -198,12 +200,7 @@ export function openApiText(): string {
             "was running when its engine died). For a run with no engine (interrupted, failed, " +
             "cancelled): any step not done; `thaw resume` keeps it done.",
           ...auth,
-          parameters: [runId, {
-            name: "step",
-            in: "path",
-            required: true,
-            schema: { type: "string" },
-          }],
+          parameters: [runId, stepId],
           responses: {
             "200": json(ref("Accepted"), "the run has no engine: the step is recorded done"),
             "202": json(ref("Accepted"), "queued; the engine takes it at once"),
