@@ -24,6 +24,7 @@ import { newRunId, type Report } from "../engine/report.ts";
 import { simulate } from "../engine/simulate.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { StepChange, Store } from "../engine/store/types.ts";
+import { killGroup, spawnGroup } from "../steps/process.ts";
 import { collectEvents } from "./sse.ts";
 
 const RUNBOOK = `runbook: 1
@@ -128,6 +129,40 @@ Deno.test("GET /runs/ID gives the live report, state and predicted TTR, when a r
     ok(Math.abs(body.predicted.ttr_s! - 17) < 0.05, `predicted TTR ${body.predicted.ttr_s}`);
     // fetch-logs has 150 MB left, alone on the 10 MB/s link from now (12 s): BTN 27 s.
     ok(Math.abs(body.predicted.btn_s! - 27) < 0.05, `predicted BTN ${body.predicted.btn_s}`);
+  });
+});
+
+Deno.test("GET /runs/ID lists the services a real run left running, and sees one stop", async () => {
+  await withFixture(async (f) => {
+    await finish(f);
+    const service = spawnGroup("sh", "exec sleep 60", { cwd: f.dir, env: {} });
+    try {
+      const log = join(f.dir, "start-app.log");
+      await f.store.addProcess(f.run, {
+        step: "start-app",
+        pid: service.pid,
+        pgid: service.pgid,
+        log,
+      });
+      const app = createApp({ store: f.store });
+      const body = RunDetailSchema.parse(await (await app.request(`/runs/${f.run}`)).json());
+      equal(body.state, "done");
+      deepEqual(body.services, [{
+        step: "start-app",
+        pid: service.pid,
+        pgid: service.pgid,
+        log,
+        alive: true,
+      }]);
+      await killGroup(service.pgid, 1000);
+      await service.status;
+      await new Promise((resolve) => setTimeout(resolve, 150)); // past the answer's 100 ms cache
+      const after = RunDetailSchema.parse(await (await app.request(`/runs/${f.run}`)).json());
+      equal(after.services[0]?.alive, false);
+    } finally {
+      await killGroup(service.pgid, 1000);
+      await service.closeOutput();
+    }
   });
 });
 

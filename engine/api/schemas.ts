@@ -70,6 +70,17 @@ export const RunDetailSchema = ReportSchema.extend({
     "while the run goes on: TTR and BTN predicted by simulating the rest from where it stands",
   ),
   predicted_note: z.string().optional().describe("why there is no prediction"),
+  services: z.array(
+    z.object({
+      step: z.string(),
+      pid: z.number().int(),
+      pgid: z.number().int(),
+      log: z.string().nullable(),
+      alive: z.boolean().describe("whether its process group still runs (on the server's host)"),
+    }).strict(),
+  ).describe(
+    "background services its done steps started (they outlive a real run; a drill stops them)",
+  ),
 }).strict();
 
 /** A run as `GET /runs` (and `thaw status --json`) lists it. */

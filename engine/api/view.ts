@@ -17,6 +17,7 @@ import type { Runbook, Strategy } from "../model.ts";
 import { type Prediction, predictRest, type StepStanding } from "../predict.ts";
 import { missedObjectives, type Report } from "../report.ts";
 import { runbookOf, runState, runSummary } from "../runs.ts";
+import { runServices } from "../live_services.ts";
 import type { RunRecord, Store } from "../store/types.ts";
 import type { RunDetail } from "./schemas.ts";
 
@@ -152,8 +153,12 @@ export class RunsView {
     const ended = rec.state !== "running";
     const elapsed = ((ended ? rec.endedAt ?? now : now) - rec.startedAt) / 1000;
     const predicted = ended ? undefined : await this.#predict(rec, elapsed, now);
-    const key = `${state}\n${JSON.stringify(predicted?.value)}\n${rec.report}`;
-    if (prev?.snapshot && prev.key === key) return { snapshot: prev.snapshot, key, final: ended };
+    const services = await runServices(this.store, id);
+    const key = `${state}\n${JSON.stringify(predicted?.value)}\n${JSON.stringify(services)}\n` +
+      rec.report;
+    if (prev?.snapshot && prev.key === key) {
+      return { snapshot: prev.snapshot, key, final: ended && !services.some((s) => s.alive) };
+    }
     const report = rec.report ? JSON.parse(rec.report) as Report : emptyReport(rec);
     const detail: RunDetail = {
       ...report,
@@ -165,8 +170,11 @@ export class RunsView {
       ended_at: rec.endedAt === null ? null : new Date(rec.endedAt).toISOString(),
       predicted: predicted?.value ?? null,
       ...(predicted?.note ? { predicted_note: predicted.note } : {}),
+      services,
     };
-    return { snapshot: snap(JSON.stringify(detail)), final: ended, key };
+    // A service may still die after its run ended: the answer stays live while one runs.
+    const final = ended && !services.some((s) => s.alive);
+    return { snapshot: snap(JSON.stringify(detail)), final, key };
   }
 
   /** The predicted TTR/BTN of a running run, recomputed at most once a second. */
