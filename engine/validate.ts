@@ -109,7 +109,8 @@ function keyName(path: Path): string {
 }
 
 type Unit = "duration" | "size" | "bandwidth";
-const UNIT_KEYS: Record<string, Unit> = {
+/** The keys whose values are written in a unit, and which unit. */
+export const UNIT_KEYS: Readonly<Record<string, Unit>> = {
   timeout: "duration",
   estimate: "duration",
   interval: "duration",

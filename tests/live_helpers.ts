@@ -37,6 +37,12 @@ export function engine(dir: string, args: string[]) {
   return { child, output };
 }
 
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): number {
+  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return l.addr.port;
+}
+
 /** `thaw ARGS --store DIR/state.db` to its end: exit code, stdout and stderr. */
 export async function thaw(dir: string, args: string[]) {
   const out = await thawCommand([...args, "--store", join(dir, "state.db")], { cwd: dir })

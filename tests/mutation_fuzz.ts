@@ -14,6 +14,7 @@ import { RunbookErrors, SimulationError, UsageError } from "../engine/errors.ts"
 import { parseRunbook } from "../engine/load.ts";
 import { plan } from "../engine/plan.ts";
 import { STRATEGIES } from "../engine/schema.ts";
+import { UNIT_KEYS } from "../engine/validate.ts";
 import { simulate } from "../engine/simulate.ts";
 
 /** mulberry32: a small seeded generator, so failures reproduce. */
@@ -154,16 +155,6 @@ const UNITS: Record<string, readonly string[]> = {
     "1000001TB/s",
     `${DIGITS}Gbit/s`,
   ],
-};
-const UNIT_KEYS: Record<string, string> = {
-  timeout: "duration",
-  estimate: "duration",
-  interval: "duration",
-  rto: "duration",
-  btn: "duration",
-  size: "size",
-  rate: "bandwidth",
-  bandwidth: "bandwidth",
 };
 
 /** Keys a mutation adds on a line of its own. */

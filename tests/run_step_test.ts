@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { probe } from "../steps/probe.ts";
 import { groupAlive, killGroup } from "../steps/process.ts";
 import { runStep } from "../steps/run.ts";
+import { freePort } from "./live_helpers.ts";
 import {
   type Clock,
   type ProbeSpec,
@@ -62,11 +63,6 @@ async function until(cond: () => boolean): Promise<void> {
     if (i > 1000) throw new Error("condition not met in time");
     await new Promise((r) => setTimeout(r, 10));
   }
-}
-
-function freePort(): number {
-  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  return l.addr.port;
 }
 
 /** The reason of a failed effect or probe (fails the test if it passed). */

@@ -8,22 +8,11 @@ import { join } from "node:path";
 import { watchRecorded } from "../engine/live_services.ts";
 import { openStore } from "../engine/store/mod.ts";
 import { groupAlive, killGroup, spawnGroup } from "../steps/process.ts";
+import { freePort, thaw } from "./live_helpers.ts";
 import { thawCommand } from "./paths.ts";
 import { newRun } from "./store_conformance.ts";
 
 /** A free port on 127.0.0.1 (closed again at once). */
-function freePort(): number {
-  using l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  return l.addr.port;
-}
-
-async function thaw(dir: string, args: string[]) {
-  const out = await thawCommand([...args, "--store", join(dir, "state.db")], { cwd: dir })
-    .output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
-
 /** Runs `body` in a fresh directory holding `rb.yaml`, then removes it. */
 async function inDir(runbook: string, body: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "thaw_service_" });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseRunbook } from "../engine/load.ts";
 import { checkUsers } from "../engine/user_check.ts";
 import { lookupUser } from "../steps/user.ts";
-import { thawCommand } from "./paths.ts";
+import { thaw } from "./live_helpers.ts";
 
 const USER = "thawtest";
 
@@ -33,13 +33,6 @@ async function testUser(): Promise<{ uid: number; gid: number }> {
     user = { name: USER, uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? "/" };
   }
   return { uid: user.uid, gid: user.gid };
-}
-
-async function thaw(dir: string, args: string[]) {
-  const out = await thawCommand([...args, "--store", join(dir, "state.db")], { cwd: dir })
-    .output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
 }
 
 /** A fresh directory anybody may write in, holding `rb.yaml`; removed after `body`. */
