@@ -188,25 +188,7 @@ export class Scheduler {
     const s = this.#state[i]!;
     if (s === DONE || s === FAILED || s === SKIPPED || s === CANCELLED) return;
     this.#finish(i, FAILED);
-    if (!this.graph.isolate[i]) {
-      this.#aborted = true;
-    }
-    // Whatever needs it can never run, in either mode.
-    const g = this.graph;
-    const stack = [i];
-    while (stack.length) {
-      const j = stack.pop()!;
-      for (let k = g.depStart[j]!; k < g.depStart[j + 1]!; k++) {
-        const d = g.depList[k]!;
-        const ds = this.#state[d]!;
-        if (ds === PENDING || ds === FROZEN) {
-          this.#finish(d, SKIPPED);
-          this.#out.push({ type: "skip", step: d });
-          stack.push(d);
-        }
-      }
-    }
-    if (this.#aborted) this.#stopPending(SKIPPED);
+    this.#failed(i);
   }
 
   /**
@@ -216,6 +198,11 @@ export class Scheduler {
   lost(i: number): void {
     if (this.#state[i] !== DONE) return;
     this.#state[i] = FAILED;
+    this.#failed(i);
+  }
+
+  /** What a failure of step `i` does: whatever needs it can never run; the run stops unless it isolates. */
+  #failed(i: number): void {
     if (!this.graph.isolate[i]) this.#aborted = true;
     const g = this.graph;
     const stack = [i];
@@ -223,7 +210,8 @@ export class Scheduler {
       const j = stack.pop()!;
       for (let k = g.depStart[j]!; k < g.depStart[j + 1]!; k++) {
         const d = g.depList[k]!;
-        if (this.#state[d] === PENDING || this.#state[d] === FROZEN) {
+        const ds = this.#state[d]!;
+        if (ds === PENDING || ds === FROZEN) {
           this.#finish(d, SKIPPED);
           this.#out.push({ type: "skip", step: d });
           stack.push(d);
