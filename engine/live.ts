@@ -154,12 +154,13 @@ export async function runLive(
   let wake: (() => void) | null = null;
   const notify = () => wake?.();
   let changes: StepChange[] = [];
-  const change = (i: number, state: StepStateName, detail?: string) => {
+  // `at`: the time the recorder was given too, so events and the report agree to the ms.
+  const change = (i: number, state: StepStateName, detail?: string, at = now()) => {
     const s = live.steps[i]!;
     s.state = state;
-    if (state === "running") s.since = now(); // the live table's elapsed time and ETA
+    if (state === "running") s.since = at; // the live table's elapsed time and ETA
     if (detail !== undefined) s.detail = detail;
-    changes.push({ step: s.id, state, at: sec(now()), ...(detail ? { detail } : {}) });
+    changes.push({ step: s.id, state, at: sec(at), ...(detail ? { detail } : {}) });
   };
   const finish = (f: Finished) => {
     finished.push(f);
@@ -250,19 +251,20 @@ export async function runLive(
   /** How done steps ended, when there is something to say (replaced a file; done by hand). */
   const notes = new Map<number, string>();
   const apply = (decisions: readonly Decision[]) => {
-    recorder.record(decisions, now(), (f) => live.steps[f]!.bytes);
+    const t = now();
+    recorder.record(decisions, t, (f) => live.steps[f]!.bytes);
     for (const d of decisions) {
       const i = d.step;
       switch (d.type) {
         case "start":
-          change(i, "running", graph.skipped[i] ? skipDetail(runbook.steps[i]!.estimate) : "");
+          change(i, "running", graph.skipped[i] ? skipDetail(runbook.steps[i]!.estimate) : "", t);
           starting.push(i); // started once this turn's changes are committed
           break;
         case "freeze":
-          change(i, "frozen", `waits for ${missingFetches(graph, scheduler, i).join(", ")}`);
+          change(i, "frozen", `waits for ${missingFetches(graph, scheduler, i).join(", ")}`, t);
           break;
         case "thaw":
-          change(i, "pending", "thawed");
+          change(i, "pending", "thawed", t);
           break;
         case "demand":
           live.steps[i]!.demanded = true;
@@ -271,11 +273,11 @@ export async function runLive(
           shaper.setShare(i, d.rate);
           break;
         case "skip":
-          change(i, "skipped", "a step it needs failed or the run stopped");
+          change(i, "skipped", "a step it needs failed or the run stopped", t);
           break;
         case "cancel":
           controllers.get(i)?.abort(new Error("cancelled"));
-          change(i, "cancelled");
+          change(i, "cancelled", undefined, t);
           break;
       }
     }
@@ -369,7 +371,7 @@ export async function runLive(
         if (scheduler.state(f.i) === "done") {
           recorder.complete(f.i, at, f.bytes);
           live.steps[f.i]!.bytes = f.bytes;
-          change(f.i, "done", f.detail ?? "");
+          change(f.i, "done", f.detail ?? "", at);
           if (f.detail) notes.set(f.i, f.detail); // how it ended, kept in the report
           // Its exact bytes, stored before it counts as done: a resumed report shows them.
           if (graph.kind[f.i] === FETCH) landed.push(progressRow(live, recorder, f.i));
@@ -379,7 +381,7 @@ export async function runLive(
         scheduler.fail(f.i);
         if (was === "running") {
           recorder.complete(f.i, at, live.steps[f.i]!.bytes);
-          change(f.i, "failed", f.reason);
+          change(f.i, "failed", f.reason, at);
         }
       }
     }
