@@ -24,34 +24,39 @@
  *
  * @module
  */
-export { parseRunbook, readRunbook } from "./engine/load.ts";
-export type { LoadOptions } from "./engine/load.ts";
-export type * from "./engine/model.ts";
-export { RunbookError, RunbookErrors, SimulationError, UsageError } from "./engine/errors.ts";
-export { analyse, buildGraph, FETCH, RUN } from "./engine/graph.ts";
-export type { Analysis, Estimates, Graph } from "./engine/graph.ts";
-export { Scheduler, STATES } from "./engine/scheduler.ts";
-export type { Decision, SchedulerOptions, StepState } from "./engine/scheduler.ts";
-export { planGraph, simulate, simulatedReport, simulateGraph } from "./engine/simulate.ts";
-export type { SimulateOptions, Simulation } from "./engine/simulate.ts";
-export { Recorder } from "./engine/recorder.ts";
-export { buildReport, exitCode, newRunId } from "./engine/report.ts";
-export type { Outcome, Report, StepReport } from "./engine/report.ts";
-export { plan } from "./engine/plan.ts";
-export type { Plan } from "./engine/plan.ts";
-export { jsonSchema, RunbookSchema, STRATEGIES } from "./engine/schema.ts";
+export { parseRunbook, readRunbook } from "./engine/runbook/load.ts";
+export type { LoadOptions } from "./engine/runbook/load.ts";
+export type * from "./engine/runbook/model.ts";
+export {
+  RunbookError,
+  RunbookErrors,
+  SimulationError,
+  UsageError,
+} from "./engine/runbook/errors.ts";
+export { analyse, buildGraph, FETCH, RUN } from "./engine/plan/graph.ts";
+export type { Analysis, Estimates, Graph } from "./engine/plan/graph.ts";
+export { Scheduler, STATES } from "./engine/schedule/scheduler.ts";
+export type { Decision, SchedulerOptions, StepState } from "./engine/schedule/scheduler.ts";
+export { planGraph, simulate, simulatedReport, simulateGraph } from "./engine/simulate/simulate.ts";
+export type { SimulateOptions, Simulation } from "./engine/simulate/simulate.ts";
+export { Recorder } from "./engine/schedule/recorder.ts";
+export { buildReport, exitCode, newRunId } from "./engine/schedule/report.ts";
+export type { Outcome, Report, StepReport } from "./engine/schedule/report.ts";
+export { plan } from "./engine/simulate/plan.ts";
+export type { Plan } from "./engine/simulate/plan.ts";
+export { jsonSchema, RunbookSchema, STRATEGIES } from "./engine/runbook/schema.ts";
 export {
   formatBytes,
   formatDuration,
   parseBandwidth,
   parseDuration,
   parseSize,
-} from "./engine/units.ts";
-export { predictRest } from "./engine/predict.ts";
-export type { Prediction, Standing, StepStanding } from "./engine/predict.ts";
+} from "./engine/runbook/units.ts";
+export { predictRest } from "./engine/simulate/predict.ts";
+export type { Prediction, Standing, StepStanding } from "./engine/simulate/predict.ts";
 export { DEFAULT_STORE, openStore, StoreError } from "./engine/store/mod.ts";
 export type { RunRecord, RunState, Store } from "./engine/store/mod.ts";
-export { runLive } from "./engine/live.ts";
-export type { LiveOptions } from "./engine/live.ts";
+export { runLive } from "./engine/live/loop.ts";
+export type { LiveOptions } from "./engine/live/loop.ts";
 export { ApiError, createApp, DEFAULT_LISTEN, parseListen, serveApi } from "./engine/api/mod.ts";
 export type { ApiOptions, ApiServer } from "./engine/api/mod.ts";

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { main } from "./cli.ts";
+import { main } from "./cli/cli.ts";
 
 if (import.meta.main) {
   const encoder = new TextEncoder();

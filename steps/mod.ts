@@ -6,9 +6,9 @@
  * @module
  */
 export * from "./types.ts";
-export { runStep } from "./run.ts";
-export { formatMs, probe } from "./probe.ts";
-export type { ProbeContext, ProbeResult } from "./probe.ts";
-export { groupAlive, killGroup, processAlive, spawnGroup } from "./process.ts";
-export type { ExitStatus, Group, KillOutcome, SpawnOptions } from "./process.ts";
-export { fetchData } from "./fetch.ts";
+export { runStep } from "./run/run.ts";
+export { formatMs, probe } from "./run/probe.ts";
+export type { ProbeContext, ProbeResult } from "./run/probe.ts";
+export { groupAlive, killGroup, processAlive, spawnGroup } from "./process/process.ts";
+export type { ExitStatus, Group, KillOutcome, SpawnOptions } from "./process/process.ts";
+export { fetchData } from "./fetch/fetch.ts";

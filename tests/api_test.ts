@@ -19,12 +19,12 @@ import {
   RunSummarySchema,
   StepEventSchema,
 } from "../engine/api/schemas.ts";
-import { readRunbook } from "../engine/load.ts";
-import { newRunId, type Report } from "../engine/report.ts";
-import { simulate } from "../engine/simulate.ts";
+import { readRunbook } from "../engine/runbook/load.ts";
+import { newRunId, type Report } from "../engine/schedule/report.ts";
+import { simulate } from "../engine/simulate/simulate.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { StepChange, Store } from "../engine/store/types.ts";
-import { killGroup, spawnGroup } from "../steps/process.ts";
+import { killGroup, spawnGroup } from "../steps/process/process.ts";
 import { collectEvents } from "./sse.ts";
 
 const RUNBOOK = `runbook: 1

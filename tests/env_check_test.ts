@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkEnv, runbookEnv } from "../engine/env_check.ts";
-import { parseRunbook } from "../engine/load.ts";
+import { checkEnv, runbookEnv } from "../engine/runbook/env_check.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
 import { childEnv, THAW_MAIN } from "./paths.ts";
 
 const RUNBOOK = `runbook: 1

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fetchData } from "../steps/fetch.ts";
+import { fetchData } from "../steps/fetch/fetch.ts";
 import { type FetchContext, type FetchSpec, realClock, unlimitedLink } from "../steps/types.ts";
 import { thawCommand } from "./paths.ts";
 

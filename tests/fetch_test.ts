@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { fetchData } from "../steps/fetch.ts";
+import { fetchData } from "../steps/fetch/fetch.ts";
 import {
   type FetchContext,
   type FetchEffect,

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { parseRunbook } from "../engine/load.ts";
-import type { Runbook } from "../engine/model.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
+import type { Runbook } from "../engine/runbook/model.ts";
 
 /** The issue's example: f1 (200MB) -> s1 (10s, milestone); f2 (600MB) + s1 -> s2 (20s). */
 export const EXAMPLE = `runbook: 1

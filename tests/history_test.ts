@@ -6,8 +6,8 @@
  */
 import { equal } from "node:assert/strict";
 import { join } from "node:path";
-import { historyEstimates } from "../engine/history.ts";
-import { parseRunbook } from "../engine/load.ts";
+import { historyEstimates } from "../engine/plan/history.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { Store, StoredState } from "../engine/store/types.ts";
 

@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { RunbookErrors, UsageError } from "../engine/errors.ts";
-import { readRunbook } from "../engine/load.ts";
+import { RunbookErrors, UsageError } from "../engine/runbook/errors.ts";
+import { readRunbook } from "../engine/runbook/load.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const INVALID = "testdata/invalid";

@@ -8,10 +8,10 @@
  */
 import { equal, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { estimatesFrom } from "../engine/history.ts";
-import { runLive } from "../engine/live.ts";
-import { readRunbook } from "../engine/load.ts";
-import type { Report } from "../engine/report.ts";
+import { estimatesFrom } from "../engine/plan/history.ts";
+import { runLive } from "../engine/live/loop.ts";
+import { readRunbook } from "../engine/runbook/load.ts";
+import type { Report } from "../engine/schedule/report.ts";
 import { openStore } from "../engine/store/mod.ts";
 import { startBackupServer } from "./http_backup_server.ts";
 

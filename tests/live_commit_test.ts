@@ -2,8 +2,8 @@
 // in the store, and the processes it starts are recorded and forgotten with those commits.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { runLive } from "../engine/live.ts";
-import { readRunbook } from "../engine/load.ts";
+import { runLive } from "../engine/live/loop.ts";
+import { readRunbook } from "../engine/runbook/load.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { ProcessChanges, StepChange, Store } from "../engine/store/types.ts";
 

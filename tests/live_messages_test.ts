@@ -7,9 +7,9 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { createApp } from "../engine/api/app.ts";
-import { parseRunbook } from "../engine/load.ts";
-import { LiveRun, renderChanges, renderLiveTable, timing } from "../engine/live_view.ts";
-import type { Report } from "../engine/report.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
+import { LiveRun, renderChanges, renderLiveTable, timing } from "../engine/cli/live_view.ts";
+import type { Report } from "../engine/schedule/report.ts";
 import { openStore } from "../engine/store/mod.ts";
 import { collectEvents } from "./sse.ts";
 import { thawCommand } from "./paths.ts";

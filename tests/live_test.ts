@@ -8,10 +8,10 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { runLive } from "../engine/live.ts";
-import { readRunbook } from "../engine/load.ts";
+import { runLive } from "../engine/live/loop.ts";
+import { readRunbook } from "../engine/runbook/load.ts";
 import { openStore } from "../engine/store/mod.ts";
-import { processAlive } from "../steps/process.ts";
+import { processAlive } from "../steps/process/process.ts";
 import { startBackupServer } from "./http_backup_server.ts";
 import { engine, exists, firstRun, inDir, thaw, waitFor } from "./live_helpers.ts";
 

@@ -1,6 +1,6 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { parseRunbook, RunbookErrors, UsageError } from "../mod.ts";
-import { renderTemplate } from "../engine/expressions.ts";
+import { renderTemplate } from "../engine/runbook/expressions.ts";
 
 const VALID = `runbook: 1
 name: demo

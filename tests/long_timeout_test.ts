@@ -5,9 +5,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { runStep } from "../steps/run.ts";
+import { runStep } from "../steps/run/run.ts";
 import { MAX_TIMER_MS, realClock } from "../steps/types.ts";
-import { MAX_DURATION, parseDuration } from "../engine/units.ts";
+import { MAX_DURATION, parseDuration } from "../engine/runbook/units.ts";
 
 const DAY_MS = 86400e3;
 const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";

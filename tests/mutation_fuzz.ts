@@ -10,12 +10,12 @@
  *
  * @module
  */
-import { RunbookErrors, SimulationError, UsageError } from "../engine/errors.ts";
-import { parseRunbook } from "../engine/load.ts";
-import { plan } from "../engine/plan.ts";
-import { STRATEGIES } from "../engine/schema.ts";
-import { UNIT_KEYS } from "../engine/validate.ts";
-import { simulate } from "../engine/simulate.ts";
+import { RunbookErrors, SimulationError, UsageError } from "../engine/runbook/errors.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
+import { plan } from "../engine/simulate/plan.ts";
+import { STRATEGIES } from "../engine/runbook/schema.ts";
+import { UNIT_KEYS } from "../engine/runbook/validate.ts";
+import { simulate } from "../engine/simulate/simulate.ts";
 
 /** mulberry32: a small seeded generator, so failures reproduce. */
 export function prng(seed: number): () => number {

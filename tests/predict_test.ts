@@ -1,8 +1,8 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { FETCH, parseRunbook, Recorder, simulate, SimulationError } from "../mod.ts";
 import type { Decision, Runbook, Strategy } from "../mod.ts";
-import { predictRest, type Standing, type StepStanding } from "../engine/predict.ts";
-import { planGraph, simulateGraph } from "../engine/simulate.ts";
+import { predictRest, type Standing, type StepStanding } from "../engine/simulate/predict.ts";
+import { planGraph, simulateGraph } from "../engine/simulate/simulate.ts";
 import { EXAMPLE, randomRunbookParsed } from "./gen.ts";
 
 /** Two run slots contended for, two milestones, prefetches, a source slower than the link. */

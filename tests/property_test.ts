@@ -8,13 +8,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { analyse, FETCH, type Graph, lowerBound, RUN } from "../engine/graph.ts";
-import type { Runbook } from "../engine/model.ts";
-import type { Report } from "../engine/report.ts";
-import { STRATEGIES } from "../engine/schema.ts";
-import { planGraph, simulate, simulateGraph } from "../engine/simulate.ts";
+import { analyse, FETCH, type Graph, lowerBound, RUN } from "../engine/plan/graph.ts";
+import type { Runbook } from "../engine/runbook/model.ts";
+import type { Report } from "../engine/schedule/report.ts";
+import { STRATEGIES } from "../engine/runbook/schema.ts";
+import { planGraph, simulate, simulateGraph } from "../engine/simulate/simulate.ts";
 import { bigRunbook, mulberry32, randomRunbook, randomRunbookParsed } from "./gen.ts";
-import { parseRunbook } from "../engine/load.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
 
 const SEEDS = Array.from({ length: 300 }, (_, i) => i);
 const TOLERANCE = 1e-6;

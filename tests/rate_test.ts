@@ -1,13 +1,13 @@
 /**
- * The rate estimator (engine/rate.ts) on a fake clock: observations stamped with chosen times, as
- * the live engine makes them about once a second, and the link shaper (engine/link.ts) on a fake
+ * The rate estimator (engine/schedule/rate.ts) on a fake clock: observations stamped with chosen times, as
+ * the live engine makes them about once a second, and the link shaper (engine/live/link.ts) on a fake
  * clock whose timers fire as virtual time advances.
  *
  * @module
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { RateEstimator } from "../engine/rate.ts";
-import { LinkShaper, MAX_WAIT_MS } from "../engine/link.ts";
+import { RateEstimator } from "../engine/schedule/rate.ts";
+import { LinkShaper, MAX_WAIT_MS } from "../engine/live/link.ts";
 import type { Clock } from "../steps/types.ts";
 
 const MB = 1e6;

@@ -5,11 +5,11 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { parseRunbook } from "../engine/load.ts";
-import { plan } from "../engine/plan.ts";
-import { renderPlan, renderReport, renderSummary } from "../engine/render.ts";
-import type { Report } from "../engine/report.ts";
-import { simulate } from "../engine/simulate.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
+import { plan } from "../engine/simulate/plan.ts";
+import { renderPlan, renderReport, renderSummary } from "../engine/cli/render.ts";
+import type { Report } from "../engine/schedule/report.ts";
+import { simulate } from "../engine/simulate/simulate.ts";
 
 const ONE_FETCH = `runbook: 1
 name: one

@@ -7,9 +7,9 @@
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { runLive } from "../engine/live.ts";
-import { readRunbook } from "../engine/load.ts";
-import type { Report } from "../engine/report.ts";
+import { runLive } from "../engine/live/loop.ts";
+import { readRunbook } from "../engine/runbook/load.ts";
+import type { Report } from "../engine/schedule/report.ts";
 import { openStore } from "../engine/store/mod.ts";
 import { startBackupServer } from "./http_backup_server.ts";
 import { engine, exists, firstRun, inDir, thaw, waitFor } from "./live_helpers.ts";

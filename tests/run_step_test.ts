@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { probe } from "../steps/probe.ts";
-import { groupAlive, killGroup } from "../steps/process.ts";
-import { runStep } from "../steps/run.ts";
+import { probe } from "../steps/run/probe.ts";
+import { groupAlive, killGroup } from "../steps/process/process.ts";
+import { runStep } from "../steps/run/run.ts";
 import { freePort } from "./live_helpers.ts";
 import {
   type Clock,

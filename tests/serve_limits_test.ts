@@ -10,7 +10,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { StreamGate } from "../engine/api/events.ts";
 import { type ApiServer, serveApi } from "../engine/api/serve.ts";
-import { newRunId } from "../engine/report.ts";
+import { newRunId } from "../engine/schedule/report.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { Store } from "../engine/store/types.ts";
 

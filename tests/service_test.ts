@@ -5,9 +5,9 @@
  */
 import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { watchRecorded } from "../engine/live_services.ts";
+import { watchRecorded } from "../engine/live/services.ts";
 import { openStore } from "../engine/store/mod.ts";
-import { groupAlive, killGroup, spawnGroup } from "../steps/process.ts";
+import { groupAlive, killGroup, spawnGroup } from "../steps/process/process.ts";
 import { freePort, thaw } from "./live_helpers.ts";
 import { thawCommand } from "./paths.ts";
 import { newRun } from "./store_conformance.ts";

@@ -1,16 +1,16 @@
 /**
  * A process that leaves its step's process group and session with `setsid` is still stopped
  * when the step times out, is cancelled, or is cleaned up by a resumed engine after a killed one:
- * each step's group lives in a cgroup of its own (steps/cgroup.ts). Real processes; needs a
+ * each step's group lives in a cgroup of its own (steps/process/cgroup.ts). Real processes; needs a
  * writable cgroup2 hierarchy (root), else these tests are ignored (see the README).
  *
  * @module
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cgroupsAvailable } from "../steps/cgroup.ts";
-import { killGroup, processAlive, spawnGroup } from "../steps/process.ts";
-import { runStep } from "../steps/run.ts";
+import { cgroupsAvailable } from "../steps/process/cgroup.ts";
+import { killGroup, processAlive, spawnGroup } from "../steps/process/process.ts";
+import { runStep } from "../steps/run/run.ts";
 import { realClock, type RunContext } from "../steps/types.ts";
 
 const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
@@ -108,7 +108,7 @@ Deno.test({
         args: [
           "eval",
           `import { spawnGroup } from ${
-            JSON.stringify(new URL("../steps/process.ts", import.meta.url).href)
+            JSON.stringify(new URL("../steps/process/process.ts", import.meta.url).href)
           };
            const g = spawnGroup("bash", ${JSON.stringify(ESCAPE)}, ${
             JSON.stringify({ cwd: dir, env: ctx.env })

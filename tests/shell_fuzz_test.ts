@@ -8,8 +8,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { parseTemplate } from "../engine/expressions.ts";
-import { renderCommand, shellQuote } from "../engine/shell.ts";
+import { parseTemplate } from "../engine/runbook/expressions.ts";
+import { renderCommand, shellQuote } from "../engine/runbook/shell.ts";
 import { hostileValues, prng } from "./shell_fuzz.ts";
 
 /** Where a value stands: `src` uses `${{ vars.v }}`; `s` is set to `subject(v)` first. */

@@ -1,6 +1,6 @@
 import { deepEqual, equal, throws } from "node:assert/strict";
-import { parseTemplate } from "../engine/expressions.ts";
-import { renderCommand, shellQuote } from "../engine/shell.ts";
+import { parseTemplate } from "../engine/runbook/expressions.ts";
+import { renderCommand, shellQuote } from "../engine/runbook/shell.ts";
 
 /** Renders `src` with every reference standing for `v`. */
 function render(src: string, v: string): string {

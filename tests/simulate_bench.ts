@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { parseRunbook } from "../engine/load.ts";
-import { simulate } from "../engine/simulate.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
+import { simulate } from "../engine/simulate/simulate.ts";
 import { bigRunbook, randomRunbook } from "./gen.ts";
 
 const bigText = bigRunbook();

@@ -1,8 +1,8 @@
-// Tests of steps/spawn_native.ts: commands started by posix_spawn through FFI lead their own
+// Tests of steps/process/spawn_native.ts: commands started by posix_spawn through FFI lead their own
 // session and group, report exit codes and signals, and hand over their output.
 import assert from "node:assert/strict";
-import { nativeSpawner } from "../steps/spawn_native.ts";
-import { spawnGroup } from "../steps/process.ts";
+import { nativeSpawner } from "../steps/process/spawn_native.ts";
+import { spawnGroup } from "../steps/process/process.ts";
 
 const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
 const native = nativeSpawner();

@@ -5,9 +5,9 @@
  */
 import { equal, match, ok, throws } from "node:assert/strict";
 import { join } from "node:path";
-import { parseRunbook } from "../engine/load.ts";
-import { checkUsers } from "../engine/user_check.ts";
-import { lookupUser } from "../steps/user.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
+import { checkUsers } from "../engine/live/user_check.ts";
+import { lookupUser } from "../steps/process/user.ts";
 import { thaw } from "./live_helpers.ts";
 
 const USER = "thawtest";

@@ -11,15 +11,15 @@ import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../engine/api/app.ts";
-import { analyse, buildGraph } from "../engine/graph.ts";
-import { LiveRun, renderLiveTable } from "../engine/live_view.ts";
-import { Scheduler } from "../engine/scheduler.ts";
-import { parseRunbook, readRunbook } from "../engine/load.ts";
-import { newRunId, type Report } from "../engine/report.ts";
-import { simulate } from "../engine/simulate.ts";
+import { analyse, buildGraph } from "../engine/plan/graph.ts";
+import { LiveRun, renderLiveTable } from "../engine/cli/live_view.ts";
+import { Scheduler } from "../engine/schedule/scheduler.ts";
+import { parseRunbook, readRunbook } from "../engine/runbook/load.ts";
+import { newRunId, type Report } from "../engine/schedule/report.ts";
+import { simulate } from "../engine/simulate/simulate.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { Store } from "../engine/store/types.ts";
-import { interruptedDetail, PersonWaits } from "../engine/waits.ts";
+import { interruptedDetail, PersonWaits } from "../engine/schedule/waits.ts";
 
 const RUNBOOK = `runbook: 1
 name: gates

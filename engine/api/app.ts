@@ -15,7 +15,7 @@ import {
   requestDone,
   runState,
   SteerError,
-} from "../runs.ts";
+} from "../live/runs.ts";
 import { StoreError } from "../store/errors.ts";
 import type { Store } from "../store/types.ts";
 import { authorize } from "./auth.ts";

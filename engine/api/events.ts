@@ -17,9 +17,9 @@
  * @module
  */
 import type { SSEStreamingApi } from "hono/streaming";
-import { SKIP_DETAIL } from "../live_view.ts";
-import type { Report } from "../report.ts";
-import { runState } from "../runs.ts";
+import { SKIP_DETAIL } from "../live/live_run.ts";
+import type { Report } from "../schedule/report.ts";
+import { runState } from "../live/runs.ts";
 import type { FetchProgress, RunRecord, RunState, StepEvent, Store } from "../store/types.ts";
 import { Feeds, type RunFeed } from "./feeds.ts";
 import type { EndEventBody, ProgressEventBody, StepEventBody } from "./schemas.ts";

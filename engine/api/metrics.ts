@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { Report } from "../report.ts";
-import { runState } from "../runs.ts";
-import { STATES } from "../scheduler.ts";
+import type { Report } from "../schedule/report.ts";
+import { runState } from "../live/runs.ts";
+import { STATES } from "../schedule/scheduler.ts";
 import type { RunRecord, RunState, Store } from "../store/types.ts";
 
 /** How many of the newest runs have per-run series. */

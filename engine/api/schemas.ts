@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { STATES } from "../scheduler.ts";
+import { STATES } from "../schedule/scheduler.ts";
 
 const seconds = z.number().describe("seconds from the start of the run");
 const maybeSeconds = seconds.nullable();

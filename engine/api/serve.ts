@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../runbook/errors.ts";
 import { type ApiOptions, createApp } from "./app.ts";
 import { DEFAULT_MAX_STREAMS, StreamGate } from "./events.ts";
 import { type NodeServer, serveNode } from "./node_server.ts";

@@ -10,14 +10,14 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { SimulationError } from "../errors.ts";
-import type { Estimates } from "../graph.ts";
-import { historyEstimates } from "../history.ts";
-import type { Runbook, Strategy } from "../model.ts";
-import { type Prediction, predictRest, type StepStanding } from "../predict.ts";
-import { missedObjectives, type Report } from "../report.ts";
-import { runbookOf, runState, runSummary } from "../runs.ts";
-import { runServices } from "../live_services.ts";
+import { SimulationError } from "../runbook/errors.ts";
+import type { Estimates } from "../plan/graph.ts";
+import { historyEstimates } from "../plan/history.ts";
+import type { Runbook, Strategy } from "../runbook/model.ts";
+import { type Prediction, predictRest, type StepStanding } from "../simulate/predict.ts";
+import { missedObjectives, type Report } from "../schedule/report.ts";
+import { runbookOf, runState, runSummary } from "../live/runs.ts";
+import { runServices } from "../live/services.ts";
 import type { RunRecord, Store } from "../store/types.ts";
 import type { RunDetail } from "./schemas.ts";
 

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fromFileUrl } from "../paths.ts";
 
-const LOAD = fromFileUrl(new URL("../../engine/load.ts", import.meta.url));
+const LOAD = fromFileUrl(new URL("../../engine/runbook/load.ts", import.meta.url));
 const MiB = 2 ** 20;
 
 /** name, text, the message readRunbook() must give. */

@@ -7,7 +7,7 @@
  * measures, alternating, 3 runs each of:
  * (a) `sh -c 'curl -s -o FILE URL && sha256sum FILE'` (download to disk, then read it back to hash);
  * (b) `thaw run fetch.yaml`: one fetch step (`from: URL`, `to: ./out/big.bin`, `size`, `sha256`)
- *     in a runbook without `bandwidth:`, so it goes through the link shaper (`engine/link.ts`) at
+ *     in a runbook without `bandwidth:`, so it goes through the link shaper (`engine/live/link.ts`) at
  *     the share the scheduler gives it, as real runs do; thaw hashes while it writes, flushes the
  *     file, renames it into place and records the run in its SQLite store;
  * (c) the same with `bandwidth: 10Gbit/s` in the runbook: a share of 1.25 GB/s, more than loopback

@@ -14,9 +14,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { Report } from "../../engine/report.ts";
-import { STRATEGIES, type Strategy } from "../../engine/schema.ts";
-import { planGraph, simulatedReport, simulateGraph } from "../../engine/simulate.ts";
+import type { Report } from "../../engine/schedule/report.ts";
+import { STRATEGIES, type Strategy } from "../../engine/runbook/schema.ts";
+import { planGraph, simulatedReport, simulateGraph } from "../../engine/simulate/simulate.ts";
 import { randomRunbookParsed } from "../gen.ts";
 
 /** The targets of the issue, for aggressive TTR / lower-bound TTR. */

@@ -16,7 +16,7 @@
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { newRunId } from "../../engine/report.ts";
+import { newRunId } from "../../engine/schedule/report.ts";
 import { openStore } from "../../engine/store/mod.ts";
 import { thawCommand } from "../paths.ts";
 

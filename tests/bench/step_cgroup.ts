@@ -22,8 +22,8 @@ const { values } = parseArgs({
 const STEPS = Number(values.steps);
 
 if (values.child) {
-  const { spawnGroup } = await import("../../steps/process.ts");
-  const { cgroupsAvailable } = await import("../../steps/cgroup.ts");
+  const { spawnGroup } = await import("../../steps/process/process.ts");
+  const { cgroupsAvailable } = await import("../../steps/process/cgroup.ts");
   const env = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", THAW_RUN_ID: "R", THAW_STEP: "s" };
   for (let i = 0; i < 20; i++) await spawnGroup("sh", "true", { cwd: "/", env }).status; // warm
   const t = performance.now();

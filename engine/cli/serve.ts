@@ -1,0 +1,71 @@
+/**
+ * The CLI's side of the HTTP API: `thaw serve`, and `--listen` during `run`, `drill` and `resume`.
+ *
+ * @module
+ */
+import { DEFAULT_LISTEN, serveApi } from "../api/serve.ts";
+import type { Store } from "../store/types.ts";
+
+/** Where the serving commands write. */
+export interface ServeContext {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+}
+
+/** The flags that serve the API. */
+export interface ServeFlags {
+  readonly listen?: string | undefined;
+  readonly token?: string | undefined;
+}
+
+/** The token changes need: `--token`, else `THAW_TOKEN`. */
+function tokenOf(flags: ServeFlags): string | undefined {
+  return flags.token || Deno.env.get("THAW_TOKEN") || undefined;
+}
+
+function started(url: string, token: string | undefined): string {
+  const loopback = /^http:\/\/(127\.[\d.]+|\[::1\]|localhost):/.test(url);
+  return `status API on ${url}` +
+    (token ? "" : " (read-only: set THAW_TOKEN to allow approve and cancel)") +
+    (loopback ? "" : "; not on loopback: anyone who can reach it can read the runs");
+}
+
+/** `thaw serve`: the API over `store` until SIGINT or SIGTERM. */
+export async function serve(ctx: ServeContext, store: Store, flags: ServeFlags): Promise<number> {
+  const token = tokenOf(flags);
+  const server = await serveApi({ store, token, listen: flags.listen ?? DEFAULT_LISTEN });
+  ctx.stdout(`thaw serve: ${started(server.url, token)}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
+  await server.close();
+  ctx.stdout("thaw serve: stopped\n");
+  return 0;
+}
+
+/**
+ * Runs `body` with the API served beside it when `--listen` is given (on standard error, so that
+ * `--json` keeps standard output for reports).
+ */
+export async function withListen<T>(
+  ctx: ServeContext,
+  store: Store,
+  flags: ServeFlags,
+  body: () => Promise<T>,
+): Promise<T> {
+  if (flags.listen === undefined) return await body();
+  const token = tokenOf(flags);
+  const server = await serveApi({ store, token, listen: flags.listen });
+  ctx.stderr(`thaw: ${started(server.url, token)}\n`);
+  try {
+    return await body();
+  } finally {
+    await server.close();
+  }
+}

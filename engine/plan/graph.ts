@@ -1,0 +1,295 @@
+/**
+ * The recovery graph in index form, and what the plan derives from it: topological order,
+ * levels, critical paths, lower bounds of TTR and BTN, and the priorities the scheduler uses.
+ *
+ * Durations here are the plan's: a run step takes its estimate, a fetch takes its size over
+ * `min(rate, bandwidth)` as if it were alone on the link.
+ *
+ * @module
+ */
+import { bottomLevels, boundOf, crossing, lowerBound } from "./bounds.ts";
+import { FETCH, type Graph, RUN } from "./graph_types.ts";
+import type { Runbook } from "../runbook/model.ts";
+
+export { bottomLevels, FETCH, type Graph, lowerBound, RUN };
+
+/** Estimates that override or fill in the runbook's (from history, or measured in a live run). */
+export interface Estimates {
+  /** Bytes of a fetch, by id. */
+  readonly size?: ReadonlyMap<string, number>;
+  /** Seconds a run step takes, by id. */
+  readonly duration?: ReadonlyMap<string, number>;
+  /** Bytes per second a fetch's source delivers, by id. */
+  readonly rate?: ReadonlyMap<string, number>;
+}
+
+/**
+ * Compiles a loaded runbook into its graph.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRunbook } from "../runbook/load.ts";
+ * import { buildGraph } from "./graph.ts";
+ * const rb = parseRunbook("runbook: 1\nname: x\nsteps:\n  - {id: a, run: 'true', estimate: 1s}\n  - {id: b, needs: [a], run: 'true', estimate: 2s}\n", "x.yaml");
+ * assert.equal(buildGraph(rb).order.join(), "0,1");
+ * ```
+ */
+export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
+  const steps = runbook.steps;
+  const n = steps.length;
+  const index = new Map<string, number>();
+  steps.forEach((s, i) => index.set(s.id, i));
+  const kind = new Uint8Array(n), skipped = new Uint8Array(n), isolate = new Uint8Array(n);
+  const local = new Uint8Array(n);
+  const duration = new Float64Array(n), size = new Float64Array(n).fill(NaN);
+  const rate = new Float64Array(n).fill(Infinity), milestone = new Int32Array(n).fill(-1);
+  const milestones: string[] = [];
+  const needStart = new Int32Array(n + 1);
+  let edges = 0;
+  for (let i = 0; i < n; i++) {
+    needStart[i] = edges;
+    edges += steps[i]!.needs.length;
+  }
+  needStart[n] = edges;
+  const needList = new Int32Array(edges);
+  const depCount = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    const s = steps[i]!;
+    let k = needStart[i]!;
+    for (const need of s.needs) {
+      const j = index.get(need)!;
+      needList[k++] = j;
+      depCount[j]!++;
+    }
+    const est = estimates.duration?.get(s.id) ?? s.estimate ?? NaN;
+    if (s.kind === "fetch" && !s.skip) {
+      kind[i] = FETCH;
+      size[i] = estimates.size?.get(s.id) ?? s.size ?? NaN;
+      const r = estimates.rate?.get(s.id) ?? s.rate ??
+        (Number.isFinite(est) && est > 0 ? size[i]! / est : Infinity);
+      rate[i] = r;
+      local[i] = s.local ? 1 : 0;
+      duration[i] = size[i]! / (s.local ? r : Math.min(r, runbook.bandwidth));
+    } else {
+      kind[i] = RUN;
+      duration[i] = s.skip ? (s.estimate ?? 0) : est;
+    }
+    skipped[i] = s.skip ? 1 : 0;
+    isolate[i] = s.onFailure === "isolate" ? 1 : 0;
+    if (s.milestone !== undefined) {
+      let m = milestones.indexOf(s.milestone);
+      if (m < 0) m = milestones.push(s.milestone) - 1;
+      milestone[i] = m;
+    }
+  }
+  const depStart = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) depStart[i + 1] = depStart[i]! + depCount[i]!;
+  const fill = depStart.slice(0, n);
+  const depList = new Int32Array(edges);
+  for (let i = 0; i < n; i++) {
+    for (let k = needStart[i]!; k < needStart[i + 1]!; k++) depList[fill[needList[k]!]!++] = i;
+  }
+  // Kahn's algorithm, smallest index first among equals (stable, readable plans).
+  const indeg = new Int32Array(n);
+  for (let i = 0; i < n; i++) indeg[i] = needStart[i + 1]! - needStart[i]!;
+  const order = new Int32Array(n);
+  let head = 0, tail = 0;
+  for (let i = 0; i < n; i++) if (indeg[i] === 0) order[tail++] = i;
+  while (head < tail) {
+    const i = order[head++]!;
+    for (let k = depStart[i]!; k < depStart[i + 1]!; k++) {
+      const d = depList[k]!;
+      if (--indeg[d]! === 0) order[tail++] = d;
+    }
+  }
+  return {
+    n,
+    ids: steps.map((s) => s.id),
+    kind,
+    skipped,
+    needStart,
+    needList,
+    depStart,
+    depList,
+    order,
+    duration,
+    size,
+    rate,
+    local,
+    bandwidth: runbook.bandwidth,
+    isolate,
+    milestone,
+    milestones,
+  };
+}
+
+/** What the plan knows before anything runs. */
+export interface Analysis {
+  /** Steps by level: level 0 needs nothing, level k needs something of level k-1. */
+  readonly levels: number[][];
+  /** 1 for the steps TTR waits for: milestone steps and what they need (all, with none). */
+  readonly ttrTarget: Uint8Array;
+  /** Critical paths (step indexes) to TTR and to BTN, every fetch alone on the link. */
+  readonly criticalPath: { readonly ttr: number[]; readonly btn: number[] };
+  /** TTR and BTN that no schedule can beat (see {@link lowerBound}). */
+  readonly lowerBound: { readonly ttr: number; readonly btn: number };
+  /** Scheduler priority of each step: lower goes first (see the README's policy). */
+  readonly rank: Float64Array;
+}
+
+/** What {@link analyse} may take into account besides the graph. */
+export interface AnalyseOptions {
+  /**
+   * Bytes of each fetch already home, by step index (a resumed run): they count as crossed,
+   * in the lower bounds only.
+   */
+  readonly home?: ArrayLike<number>;
+}
+
+/**
+ * Analyses a graph whose durations are all known: levels, critical paths, the lower bounds of
+ * TTR (the milestone steps and what they need) and BTN (every step), and the scheduler's ranks.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRunbook } from "../runbook/load.ts";
+ * import { analyse, buildGraph } from "./graph.ts";
+ * const g = buildGraph(parseRunbook(`runbook: 1
+ * name: x
+ * bandwidth: 100MB/s
+ * steps:
+ *   - { id: f, fetch: { from: /b/f, to: ./f, size: 200MB } }
+ *   - { id: s, needs: [f], run: "true", estimate: 10s, milestone: up }
+ * `, "x.yaml"));
+ * assert.deepEqual(analyse(g).lowerBound, { ttr: 12, btn: 12 });
+ * // Resumed with 150MB of f already home: 50MB left to cross.
+ * assert.equal(analyse(g, { home: [150e6, 0] }).lowerBound.ttr, 10.5);
+ * ```
+ */
+export function analyse(g: Graph, options: AnalyseOptions = {}): Analysis {
+  const { n, order, needStart, needList, duration } = g;
+  const level = new Int32Array(n);
+  const eft = new Float64Array(n);
+  const via = new Int32Array(n).fill(-1);
+  for (const i of order) {
+    let start = 0, lv = 0;
+    for (let k = needStart[i]!; k < needStart[i + 1]!; k++) {
+      const j = needList[k]!;
+      if (via[i]! < 0 || eft[j]! > start) {
+        via[i] = j;
+        start = eft[j]!;
+      }
+      lv = Math.max(lv, level[j]! + 1);
+    }
+    level[i] = lv;
+    eft[i] = start + duration[i]!;
+  }
+  const levels: number[][] = [];
+  for (let i = 0; i < n; i++) (levels[level[i]!] ??= []).push(i);
+
+  const hasMilestones = g.milestone.some((m) => m >= 0);
+  const ttrTarget = milestoneTarget(g);
+  const all = new Uint8Array(n).fill(1);
+  const ends = (target: Uint8Array, sinksOnly: boolean) => {
+    let best = -1;
+    for (let i = 0; i < n; i++) {
+      if (!target[i] || (sinksOnly && g.milestone[i]! < 0)) continue;
+      if (best < 0 || eft[i]! > eft[best]!) best = i;
+    }
+    return best;
+  };
+  const pathTo = (end: number) => {
+    const path: number[] = [];
+    for (let i = end; i >= 0; i = via[i]!) path.push(i);
+    return path.reverse();
+  };
+  const ttrEnd = ends(ttrTarget, hasMilestones), btnEnd = ends(all, false);
+  const cp = { ttr: ttrEnd < 0 ? 0 : eft[ttrEnd]!, btn: btnEnd < 0 ? 0 : eft[btnEnd]! };
+  const blTtr = bottomLevels(g, ttrTarget);
+  const blBtn = hasMilestones ? bottomLevels(g, all) : blTtr;
+  // Without bytes already home, the bounds' tails are the bottom levels just computed.
+  const { home } = options;
+  const btn = home ? lowerBound(g, all, home) : boundOf(g, all, crossing(g), blBtn);
+  const ttr = !hasMilestones
+    ? btn
+    : home
+    ? lowerBound(g, ttrTarget, home)
+    : boundOf(g, ttrTarget, crossing(g), blTtr);
+  return {
+    levels,
+    ttrTarget,
+    criticalPath: { ttr: ttrEnd < 0 ? [] : pathTo(ttrEnd), btn: btnEnd < 0 ? [] : pathTo(btnEnd) },
+    lowerBound: { ttr, btn },
+    rank: ranks(g, ttrTarget, cp, blTtr, blBtn),
+  };
+}
+
+/** 1 for the milestone steps and everything they need, directly or not (all, with none). */
+export function milestoneTarget(g: Graph): Uint8Array {
+  const { n, order, needStart, needList } = g;
+  const target = new Uint8Array(n);
+  if (!g.milestone.some((m) => m >= 0)) return target.fill(1);
+  for (let o = n - 1; o >= 0; o--) {
+    const i = order[o]!;
+    if (g.milestone[i]! >= 0) target[i] = 1;
+    if (!target[i]) continue;
+    for (let k = needStart[i]!; k < needStart[i + 1]!; k++) target[needList[k]!] = 1;
+  }
+  return target;
+}
+
+/**
+ * Priorities: TTR work first, then work some run step needs, then data nobody waits for; within
+ * a class, by the latest finish that does not delay the target (earliest first).
+ */
+function ranks(
+  g: Graph,
+  ttrTarget: Uint8Array,
+  cp: { readonly ttr: number; readonly btn: number },
+  blTtr: Float64Array,
+  blBtn: Float64Array,
+): Float64Array {
+  const { n, order, needStart, needList, duration, kind } = g;
+  const neededByRun = new Uint8Array(n);
+  for (let o = n - 1; o >= 0; o--) {
+    const i = order[o]!;
+    if (kind[i] === RUN || neededByRun[i]) {
+      for (let k = needStart[i]!; k < needStart[i + 1]!; k++) neededByRun[needList[k]!] = 1;
+    }
+  }
+  const keyClass = new Uint8Array(n), keyTime = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const ttr = ttrTarget[i] === 1;
+    keyClass[i] = ttr ? 0 : kind[i] === RUN || neededByRun[i] ? 1 : 2;
+    // Latest finish (fetches) or latest start (run steps) against the class's target.
+    const lft = ttr ? cp.ttr - blTtr[i]! + duration[i]! : cp.btn - blBtn[i]! + duration[i]!;
+    // A source slower than the link cannot catch up later: it must start earlier by the time
+    // it takes beyond what the link alone would need.
+    const excess = kind[i] === FETCH && !g.local[i] && Number.isFinite(g.bandwidth)
+      ? duration[i]! - g.size[i]! / g.bandwidth
+      : 0;
+    keyTime[i] = kind[i] === FETCH ? lft - excess : lft - duration[i]!;
+  }
+  const byKey = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+    keyClass[a]! - keyClass[b]! || keyTime[a]! - keyTime[b]! ||
+    (g.size[a]! || 0) - (g.size[b]! || 0) || a - b
+  );
+  const rank = new Float64Array(n);
+  byKey.forEach((i, r) => (rank[i] = r));
+  return rank;
+}
+
+/**
+ * Estimates for ranking steps in a live run: the runbook's, then history, then a default where
+ * nothing is known (1 s for a run step, 0 bytes for a fetch), so the plan can always be analysed.
+ */
+export function fillGaps(runbook: Runbook, estimates: Estimates = {}): Estimates {
+  const duration = new Map(estimates.duration), size = new Map(estimates.size);
+  for (const s of runbook.steps) {
+    if (s.kind === "run" && s.estimate === undefined && !duration.has(s.id)) duration.set(s.id, 1);
+    if (s.kind === "fetch" && s.size === undefined && !size.has(s.id)) size.set(s.id, 0);
+  }
+  return { ...estimates, duration, size };
+}
