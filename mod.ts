@@ -44,7 +44,44 @@ export { buildReport, exitCode, newRunId } from "./engine/schedule/report.ts";
 export type { Outcome, Report, StepReport } from "./engine/schedule/report.ts";
 export { plan } from "./engine/simulate/plan.ts";
 export type { Plan } from "./engine/simulate/plan.ts";
-export { jsonSchema, RunbookSchema, STRATEGIES } from "./engine/runbook/schema.ts";
+export { jsonSchema, RunbookSchema, runbookSchema, STRATEGIES } from "./engine/runbook/schema.ts";
+// Plug-ins: step kinds, sources, targets, and their registries (steps/kind.ts).
+export {
+  localTarget,
+  registerSource,
+  registerStepKind,
+  registerTarget,
+  RegistryError,
+  SourceFailure,
+  sourceFor,
+  sources,
+  stepKind,
+  stepKinds,
+  streamedSource,
+  target,
+  targets,
+} from "./steps/mod.ts";
+export type {
+  Attempt,
+  CheckContext,
+  Command,
+  ExecuteContext,
+  Figures,
+  FileStat,
+  FileWriter,
+  ModelContext,
+  Opened,
+  OpenRequest,
+  Process,
+  Registration,
+  Source,
+  SourceOutcome,
+  SpecContext,
+  StepEffect,
+  StepKind,
+  StreamedSource,
+  Target,
+} from "./steps/mod.ts";
 export {
   formatBytes,
   formatDuration,
@@ -54,8 +91,15 @@ export {
 } from "./engine/runbook/units.ts";
 export { predictRest } from "./engine/simulate/predict.ts";
 export type { Prediction, Standing, StepStanding } from "./engine/simulate/predict.ts";
-export { DEFAULT_STORE, openStore, StoreError } from "./engine/store/mod.ts";
-export type { RunRecord, RunState, Store } from "./engine/store/mod.ts";
+export {
+  DEFAULT_STORE,
+  defaultStore,
+  KyselyStore,
+  LeaseLost,
+  openStore,
+  StoreError,
+} from "./engine/store/mod.ts";
+export type { Lease, Leases, LeaseState, RunRecord, RunState, Store } from "./engine/store/mod.ts";
 export { runLive } from "./engine/live/loop.ts";
 export type { LiveOptions } from "./engine/live/loop.ts";
 export { ApiError, createApp, DEFAULT_LISTEN, parseListen, serveApi } from "./engine/api/mod.ts";

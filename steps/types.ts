@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { Target } from "./kind.ts";
 
 /** Time, injected so tests can control it. Milliseconds. */
 export interface Clock {
@@ -51,10 +52,15 @@ export interface StepContext {
   readonly clock: Clock;
   /** The complete environment of commands (process env, runbook env, step env, THAW_*). */
   readonly env: Readonly<Record<string, string>>;
-  /** Absolute directory commands run in (the runbook's). */
-  readonly cwd: string;
-  /** One line for the run's log (not stdout). */
+  /**
+   * Absolute directory commands run in: the runbook's; absent for a step on a host (`on:`), whose
+   * commands run in the login directory there (see `Resolver.cwd`).
+   */
+  readonly cwd?: string | undefined;
+  /** One line for the step's log (not stdout). */
   readonly log: (line: string) => void;
+  /** Where the step's processes run and its data lands (default: this machine, `local`). */
+  readonly target?: Target;
 }
 
 /** A readiness probe, resolved. Times in milliseconds. */

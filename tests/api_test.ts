@@ -66,7 +66,11 @@ interface Fixture {
   report(): Report;
 }
 
-async function withFixture(body: (f: Fixture) => Promise<void>, elapsed = 12): Promise<void> {
+async function withFixture(
+  body: (f: Fixture) => Promise<void>,
+  elapsed = 12,
+  storeText = false,
+): Promise<void> {
   const dir = await Deno.makeTempDir();
   const store = await openStore(join(dir, "state.db"));
   try {
@@ -78,6 +82,7 @@ async function withFixture(body: (f: Fixture) => Promise<void>, elapsed = 12): P
       runbook: rb.name,
       file: join(dir, "rb.yaml"),
       fileSha256: createHash("sha256").update(rb.text).digest("hex"),
+      ...(storeText ? { runbookText: rb.text } : {}),
       mode: "live",
       drill: false,
       strategy: "aggressive",
@@ -125,10 +130,34 @@ Deno.test("GET /runs/ID gives the live report, state and predicted TTR, when a r
     equal(body.outcome, null);
     equal(body.run, f.run);
     // start-db has run 2 s of its 5 s, then start-app takes 2 s: TTR 17 s, whenever we look.
-    ok(body.predicted, body.predicted_note);
+    ok(body.predicted, body.predicted_note ?? "no note");
     ok(Math.abs(body.predicted.ttr_s! - 17) < 0.05, `predicted TTR ${body.predicted.ttr_s}`);
     // fetch-logs has 150 MB left, alone on the 10 MB/s link from now (12 s): BTN 27 s.
     ok(Math.abs(body.predicted.btn_s! - 27) < 0.05, `predicted BTN ${body.predicted.btn_s}`);
+  });
+});
+
+Deno.test("GET /runs/ID predicts from the runbook text stored with the run, when its file is gone", async () => {
+  const detail = async (f: Fixture) => {
+    const res = await createApp({ store: f.store }).request(`/runs/${f.run}`);
+    return RunDetailSchema.parse(await res.json());
+  };
+  await withFixture(
+    async (f) => {
+      await Deno.remove(join(f.dir, "rb.yaml"));
+      const body = await detail(f);
+      ok(body.predicted, body.predicted_note ?? "no note");
+      ok(Math.abs(body.predicted.ttr_s! - 17) < 0.05, `predicted TTR ${body.predicted.ttr_s}`);
+    },
+    12,
+    true,
+  );
+  // A run recorded without its text (an older thaw) still needs the file.
+  await withFixture(async (f) => {
+    await Deno.remove(join(f.dir, "rb.yaml"));
+    const body = await detail(f);
+    equal(body.predicted, null);
+    match(body.predicted_note ?? "", /cannot be loaded here: .*no such file/);
   });
 });
 

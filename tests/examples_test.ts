@@ -348,6 +348,30 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "thaw drill runbooks/shared-link.yaml measures the shop's level dip until BTN, then normal",
+  async fn() {
+    const dir = await copyRunbooks();
+    try {
+      const r = await thaw(dir, ["drill", "shared-link.yaml", "--json"]);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const report = JSON.parse(r.stdout);
+      const sl = report.service_level["catalog-page"];
+      // Back at once (TTR well before BTN), sampled through the recovery and 5 s after BTN.
+      assert.ok(report.ttr_s < report.btn_s - 2, r.stdout);
+      assert.ok(sl.recovery.samples >= 8 && sl.normal.samples >= 10, JSON.stringify(sl));
+      assert.equal(sl.recovery.success, 1);
+      // The dip: the restore shares the link, so a page takes longer until BTN (fair share:
+      // about twice as long; at least 30% worse on any machine), and recovers after it.
+      assert.ok(sl.degradation > 0.3, `degradation ${sl.degradation}`);
+      assert.ok(sl.normal.p50_ms < sl.recovery.p50_ms, JSON.stringify(sl));
+      assert.equal(sl.outcome, "met");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("tools/fresh.sh empties a restore root an example made, and refuses any other", async () => {
   const dir = await Deno.makeTempDir({ prefix: "thaw-fresh-" });
   const fresh = (root: string) =>

@@ -174,6 +174,20 @@ Deno.test("predictRest() ends a run step at the present, when it runs past its e
   ok(p.ttr_s! >= standing.elapsed);
 });
 
+Deno.test("predictRest() leaves a step its whole estimate, when it waits for a person", () => {
+  const rb = parse(EXAMPLE);
+  // s1 (10s) was reached at 2s but waits for its approval at 5s: approved now, it ends at 15s.
+  const at = (waiting: boolean): Standing => ({
+    elapsed: 5,
+    steps: new Map<string, StepStanding>([
+      ["f1", { state: "done", startS: 0, endS: 2 }],
+      ["s1", { state: "running", startS: 2, endS: null, waiting }],
+    ]),
+  });
+  equal(predictRest(rb, at(true)).ttr_s, 15);
+  equal(predictRest(rb, at(false)).ttr_s, 12, "running since 2s: 7s of its 10s left");
+});
+
 Deno.test("predictRest() gives nulls, when a step failed, was skipped or cancelled", () => {
   const rb = parse(EXAMPLE);
   for (const state of ["failed", "skipped", "cancelled"] as const) {

@@ -119,7 +119,7 @@ Deno.test("thaw serve shows a live drill of another process as it runs, events a
         ? detail
         : undefined;
     });
-    ok(mid.predicted !== null, mid.predicted_note);
+    ok(mid.predicted !== null, mid.predicted_note ?? "no note");
     ok(mid.predicted.btn_s! > 0);
     const [status, out] = await Promise.all([drill.child.status, drill.stdout.done]);
     equal(status.code, 0, drill.stderr.text);

@@ -1,5 +1,5 @@
-// Tests of steps/process/spawn_native.ts: commands started by posix_spawn through FFI lead their own
-// session and group, report exit codes and signals, and hand over their output.
+// Tests of steps/process/spawn_native.ts: commands started by posix_spawn through FFI lead their
+// own session and group, report exit codes and signals, and hand over their output.
 import assert from "node:assert/strict";
 import { nativeSpawner } from "../steps/process/spawn_native.ts";
 import { spawnGroup } from "../steps/process/process.ts";
@@ -115,5 +115,25 @@ Deno.test({
     await group.closeOutput();
     assert(performance.now() - t0 < 5000, "closeOutput() must not wait for the daemon");
     Deno.kill(-group.pgid, "SIGKILL");
+  },
+});
+
+Deno.test({
+  name: "spawnGroup() throws NotFound for a missing shell, when run directly, as a step or logged",
+  fn: async () => {
+    const env = { PATH };
+    const step = { PATH, THAW_RUN_ID: "01TESTSPAWNNATIVE00000000", THAW_STEP: "s" };
+    const dir = await Deno.makeTempDir({ prefix: "thaw-spawn-" });
+    try {
+      for (const options of [{ env }, { env: step }, { env, log: `${dir}/service.log` }]) {
+        assert.throws(
+          () => spawnGroup("no-such-shell-thaw", "true", { cwd: "/", ...options }),
+          Deno.errors.NotFound,
+          JSON.stringify(options),
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

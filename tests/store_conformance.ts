@@ -1,16 +1,41 @@
 /**
  * The contract every {@link Store} implementation keeps. A test file calls
- * {@link storeConformance} once per implementation (SQLite file, in-memory, later PostgreSQL).
+ * {@link storeConformance} once per dialect (SQLite file, in-memory, PostgreSQL); the lease
+ * tests are in `store_lease_conformance.ts`.
  *
  * @module
  */
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import type { NewRun, RunRecord, StepRecord, StepStateName, Store } from "../engine/store/mod.ts";
+import type {
+  LeaseStore,
+  NewRun,
+  RunRecord,
+  StepRecord,
+  StepStateName,
+  Store,
+} from "../engine/store/mod.ts";
+import { leaseConformance } from "./store_lease_conformance.ts";
+import { slConformance } from "./store_sl_conformance.ts";
+
+export type { LeaseStore } from "../engine/store/mod.ts";
 
 /** A store to test, and how to dispose of it. */
 export interface OpenedStore {
-  store: Store;
+  store: LeaseStore;
+  /**
+   * Another store on the same database, with its own connection (for stores that can be shared:
+   * not `:memory:`); the caller closes it.
+   */
+  reopen?: () => Promise<LeaseStore>;
   cleanup(): Promise<void>;
+}
+
+/** How to run the suite. */
+export interface ConformanceOptions {
+  /** The database can be opened again, from other connections ({@link OpenedStore.reopen}). */
+  readonly shared?: boolean;
+  /** Ignore every test, with this reason (the database is not there). */
+  readonly ignore?: boolean;
 }
 
 /** A new run with plain values; `over` changes some. */
@@ -32,9 +57,10 @@ export function newRun(id: string, over: Partial<NewRun> = {}): NewRun {
   };
 }
 
-function stored(run: NewRun): RunRecord {
+function stored({ runbookText, ...run }: NewRun): RunRecord {
   return {
     ...run,
+    ...(runbookText === undefined || runbookText === null ? {} : { runbookText }),
     state: "running",
     heartbeatAt: run.startedAt,
     endedAt: null,
@@ -58,16 +84,26 @@ function record(
  * Registers the conformance tests of a store implementation; `open` gives a fresh, empty store
  * for each test.
  */
-export function storeConformance(name: string, open: () => Promise<OpenedStore>): void {
+export function storeConformance(
+  name: string,
+  open: () => Promise<OpenedStore>,
+  options: ConformanceOptions = {},
+): void {
   const test = (title: string, fn: (store: Store) => Promise<void>) =>
-    Deno.test(`${name}: ${title}`, async () => {
-      const { store, cleanup } = await open();
-      try {
-        await fn(store);
-      } finally {
-        await cleanup();
-      }
+    Deno.test({
+      name: `${name}: ${title}`,
+      ignore: options.ignore ?? false,
+      async fn() {
+        const { store, cleanup } = await open();
+        try {
+          await fn(store);
+        } finally {
+          await cleanup();
+        }
+      },
     });
+  leaseConformance(name, open, options);
+  slConformance(name, open, options);
 
   test("createRun() records a running run with every field, when the id is new", async (s) => {
     const run = newRun("r1", {
@@ -79,6 +115,24 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
     deepEqual(await s.getRun("r1"), stored(run));
   });
 
+  test("createRun() keeps the runbook text as given, when it has one", async (s) => {
+    const text = "name: vod\nsteps:\n  - id: start-vod # ünïcode, 'quotes', \\ and \"\"\n" +
+      "    run: ./start\n".repeat(200);
+    await s.createRun(newRun("with", { runbookText: text }));
+    await s.createRun(newRun("empty", { runbookText: "" }));
+    await s.createRun(newRun("null", { runbookText: null }));
+    await s.createRun(newRun("old"));
+    equal((await s.getRun("with"))?.runbookText, text);
+    equal((await s.getRun("empty"))?.runbookText, "");
+    for (const id of ["null", "old"]) {
+      const run = await s.getRun(id);
+      equal(run?.runbookText ?? null, null, `${id}: no text`);
+      deepEqual(run, stored(newRun(id)));
+    }
+    const listed = await s.listRuns();
+    equal(listed.find((r) => r.id === "with")?.runbookText, text);
+  });
+
   test("createRun() throws and keeps the first run, when the id exists", async (s) => {
     await s.createRun(newRun("r1"));
     await rejects(s.createRun(newRun("r1", { host: "other" })), (e: Error) => {
@@ -86,6 +140,31 @@ export function storeConformance(name: string, open: () => Promise<OpenedStore>)
       return true;
     });
     equal((await s.getRun("r1"))?.host, "dr-site-1");
+  });
+
+  test("listRuns() orders ids byte by byte and keeps times past 2^31 ms, when mixed", async (s) => {
+    const t = 4_102_444_800_000; // 2100-01-01
+    for (const id of ["b", "B", "a", "é", "A-1"]) await s.createRun(newRun(id, { startedAt: t }));
+    deepEqual((await s.listRuns()).map((r) => r.id), ["é", "b", "a", "B", "A-1"]);
+    await s.updateRun("a", { heartbeatAt: t + 1, endedAt: t + 2 });
+    const a = await s.getRun("a");
+    deepEqual([a?.startedAt, a?.heartbeatAt, a?.endedAt], [t, t + 1, t + 2]);
+  });
+
+  test("saveProgress() keeps sizes past 4 GiB exactly, when a fetch is large", async (s) => {
+    await s.createRun(newRun("r1"));
+    const big = {
+      step: "fetch-db",
+      bytes: 2 ** 40 + 7,
+      total: 2 ** 42 + 1,
+      prefetched: 2 ** 33,
+      demanded: true,
+      source: 2,
+      at: 4_102_444_800_123,
+      moving: 1234.5678,
+    };
+    await s.saveProgress("r1", [big]);
+    deepEqual(await s.progress("r1"), [big]);
   });
 
   test("getRun() returns undefined, when the run is unknown", async (s) => {

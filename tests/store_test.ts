@@ -11,8 +11,9 @@ import {
   StoreError,
 } from "../engine/store/mod.ts";
 import { migrate, MIGRATIONS, type StoreDatabase } from "../engine/store/migrations.ts";
-import { NodeSqliteDialect } from "../engine/store/sqlite_dialect.ts";
+import { NodeSqliteDialect } from "../engine/store/dialects/node_sqlite.ts";
 import { newRun, storeConformance } from "./store_conformance.ts";
+import { expire, raceInProcesses } from "./store_lease_conformance.ts";
 
 const REPO = new URL("..", import.meta.url);
 
@@ -38,15 +39,17 @@ function peek<T>(path: string, query: string): T[] {
 
 storeConformance("SQLite file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "thaw-store-" });
-  const store = await openSqliteStore(join(dir, "nested", "state.db"));
+  const path = join(dir, "nested", "state.db");
+  const store = await openSqliteStore(path);
   return {
     store,
+    reopen: () => openSqliteStore(path),
     async cleanup() {
       await store.close();
       await Deno.remove(dir, { recursive: true });
     },
   };
-});
+}, { shared: true });
 
 storeConformance("SQLite :memory:", async () => {
   const store = await openStore(":memory:");
@@ -156,14 +159,58 @@ Deno.test("openSqliteStore() asks for an upgrade, when a newer thaw migrated the
   });
 });
 
-Deno.test("openStore() refuses PostgreSQL, when given a postgres URL", async () => {
-  for (const url of ["postgres://db.example/thaw", "postgresql://u@db/thaw"]) {
-    await rejects(
-      openStore(url),
-      (e: Error) => e instanceof StoreError && /PostgreSQL is not supported yet/.test(e.message),
+Deno.test("openSqliteStore() adds the runbook text and lease columns, when the store is older", async () => {
+  await inTempDir(async (dir) => {
+    const path = join(dir, "state.db");
+    const old = Object.fromEntries(
+      Object.entries(MIGRATIONS).filter(([name]) => name < "0004_runbook_text"),
     );
-  }
-  await rejects(openStore("mysql://db/thaw"), StoreError);
+    const raw = new DatabaseSync(path);
+    const db = new Kysely<StoreDatabase>({ dialect: new NodeSqliteDialect(raw) });
+    await migrate(db, old);
+    await db.insertInto("runs").values({
+      id: "r0",
+      runbook: "vod",
+      file: "/rb/vod.yaml",
+      file_sha256: "00",
+      mode: "live",
+      drill: 0,
+      strategy: "aggressive",
+      vars: "{}",
+      steps: "[]",
+      started_at: 1,
+      pid: 1,
+      host: "h",
+      state: "done",
+      heartbeat_at: 1,
+      ended_at: 2,
+      report: null,
+      outcome: "met",
+    } as never).execute();
+    for (const seq of [1, 2, 3]) {
+      await db.insertInto("step_events")
+        .values({ run: "r0", seq, step: `s${seq}`, state: "done", at: seq, detail: null })
+        .execute();
+    }
+    await db.destroy();
+    const store = await openSqliteStore(path);
+    const before = await store.getRun("r0");
+    equal(before?.state, "done");
+    equal("runbookText" in before!, false, "an older run has no text");
+    await store.recordSteps("r0", [{ step: "s4", state: "done", at: 4 }]);
+    deepEqual((await store.stepEvents("r0")).map((e) => e.seq), [1, 2, 3, 4]);
+    equal(await store.lease("r0"), undefined);
+    await store.createRun(newRun("r1", { runbookText: "name: vod\n" }));
+    equal((await store.getRun("r1"))?.runbookText, "name: vod\n");
+    await store.close();
+  });
+});
+
+Deno.test("openStore() refuses an unknown kind of store, when given another URL", async () => {
+  await rejects(
+    openStore("mysql://db/thaw"),
+    (e: Error) => e instanceof StoreError && /unknown kind of store/.test(e.message),
+  );
   equal(DEFAULT_STORE, ".thaw/state.db");
 });
 
@@ -254,5 +301,24 @@ Deno.test("SqliteStore lets a second process read and cancel a run, while this o
       [1, "cancel", null],
     ]);
     await store.close();
+  });
+});
+
+Deno.test("takeLease() gives an expired lease to exactly one standby, when processes race", async () => {
+  await inTempDir(async (dir) => {
+    const path = join(dir, "state.db");
+    const store = await openSqliteStore(path);
+    try {
+      await store.createRun(newRun("r1"));
+      const old = await store.acquireLease("r1", "engine", 1);
+      await expire(store, "r1");
+      const got = await raceInProcesses(path, "r1", 4);
+      const winners = got.filter((l) => l !== null);
+      equal(winners.length, 1, JSON.stringify(got));
+      equal(winners[0]!.token, old.token + 1);
+      equal((await store.lease("r1"))?.holder, winners[0]!.holder);
+    } finally {
+      await store.close();
+    }
   });
 });

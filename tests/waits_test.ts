@@ -1,8 +1,8 @@
 /**
  * Steering waits through the HTTP API (`app.request()`, a real SQLite store): `approve` of a step
  * that does not wait is a 409; `done` marks a waiting step done, or records it for a run with no
- * engine. And the waits themselves, without processes: their decisions, the scheduler giving a
- * waiting step's run slot to others, the live table.
+ * engine. And the live table of a step that waits (the waits as scheduler state are tested in
+ * `approvals_test.ts`).
  *
  * @module
  */
@@ -11,15 +11,13 @@ import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../engine/api/app.ts";
-import { analyse, buildGraph } from "../engine/plan/graph.ts";
 import { LiveRun, renderLiveTable } from "../engine/cli/live_view.ts";
-import { Scheduler } from "../engine/schedule/scheduler.ts";
 import { parseRunbook, readRunbook } from "../engine/runbook/load.ts";
 import { newRunId, type Report } from "../engine/schedule/report.ts";
 import { simulate } from "../engine/simulate/simulate.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { Store } from "../engine/store/types.ts";
-import { interruptedDetail, PersonWaits } from "../engine/schedule/waits.ts";
+import { interruptedDetail } from "../engine/schedule/waits.ts";
 
 const RUNBOOK = `runbook: 1
 name: gates
@@ -125,28 +123,6 @@ Deno.test("POST .../done marks a waiting step done, through the engine or the st
   });
 });
 
-Deno.test("PersonWaits holds a step until a person decides, when it was interrupted or is gated", async () => {
-  const waits = new PersonWaits("R1", [0]);
-  const details: string[] = [];
-  const ac = new AbortController();
-  const announce = (d: string) => void details.push(d);
-  // An approval given before the gate is met stands.
-  equal(waits.command("approve", 2), false);
-  equal(await waits.gate(2, "c", "Go?", ac.signal, announce), "run");
-  const interrupted = waits.gate(0, "a", "Go?", ac.signal, announce);
-  const gated = waits.gate(1, "b", "Go?", ac.signal, announce);
-  equal(waits.waiting(0), "interrupted");
-  equal(waits.waiting(1), "approval");
-  equal(waits.command("approve", 0), true);
-  equal(await interrupted, "run", "approving it again also passes its gate");
-  ac.abort();
-  equal(await gated, "cancelled");
-  equal(waits.waiting(1), undefined);
-  match(details[0]!, /^a was running when the engine stopped/);
-  match(details[1]!, /^waiting for approval: Go\? \(thaw approve R1 b/);
-  equal(details.length, 2);
-});
-
 Deno.test("renderLiveTable() shows a step interrupted by its engine whole, without an ETA", () => {
   const rb = parseRunbook(
     "runbook: 1\nname: x\nsteps:\n  - {id: restore-db, run: 'true', estimate: 5s}\n",
@@ -163,29 +139,4 @@ Deno.test("renderLiveTable() shows a step interrupted by its engine whole, witho
   const text = renderLiveTable(live);
   match(text, new RegExp(`thaw done ${run} restore-db marks it done`));
   equal(/25s over|\b\d+s over/.test(text), false, text);
-});
-
-Deno.test("Scheduler.waitForPerson() lends a waiting step's run slot, when parallelism is 1", () => {
-  const rb = parseRunbook(
-    `runbook: 1
-name: x
-parallelism: 1
-steps:
-  - { id: gate, run: "true", estimate: 1s, approval: Go? }
-  - { id: other, run: "true", estimate: 5s }
-`,
-    "x.yaml",
-  );
-  const g = buildGraph(rb);
-  const s = new Scheduler(g, { strategy: "aggressive", parallelism: 1, rank: analyse(g).rank });
-  const started = () => s.decide().filter((d) => d.type === "start").map((d) => g.ids[d.step]);
-  const [first] = started();
-  const i = g.ids.indexOf(first!);
-  s.waitForPerson(i);
-  deepEqual(started(), g.ids.filter((id) => id !== first), "its slot went to the other step");
-  s.personDecided(i);
-  s.complete(0);
-  s.complete(1);
-  deepEqual(started(), []);
-  equal(s.finished, true);
 });

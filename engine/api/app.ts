@@ -24,6 +24,7 @@ import { tooManyStreams } from "./limits.ts";
 import { collect, METRICS_TYPE, render } from "./metrics.ts";
 import { openApiText } from "./openapi.ts";
 import { RunsView, type Snapshot, type ViewOptions } from "./view.ts";
+import { addPages } from "../pages/routes.ts";
 
 /** What the app serves, and how. */
 export interface ApiOptions {
@@ -207,6 +208,8 @@ export function createApp(options: ApiOptions): Hono {
     }
     return c.json({ run: run.id, state, message: `run ${run.id} is ${state}` }, 200);
   });
+  // The pages for people: GET / (the runs) and GET /runs/ID/page (a run, live).
+  addPages(app, store, view);
   // Any other method on a known path: 405, naming the methods the path has.
   const methods = new Map<string, Set<string>>();
   for (const r of app.routes) methods.set(r.path, (methods.get(r.path) ?? new Set()).add(r.method));

@@ -7,6 +7,8 @@
  * - `progress` (no id): a fetch's bytes, at most once per poll (4 a second) per fetch, and only
  *   when it moved; the engine samples once a second.
  * - `state` (no id): the run went from running to interrupted (its engine is gone) or back.
+ * - `sl` (no id): a service-level sample as taken (`engine/service_level/events.ts`), each once;
+ *   a new stream starts with the last few (the report it read first has the older ones).
  * - `end` (id `end`): the run ended; the stream closes after it.
  *
  * Step and milestone events form one durable sequence: a client that reconnects with the
@@ -22,6 +24,7 @@ import type { Report } from "../schedule/report.ts";
 import { runState } from "../live/runs.ts";
 import type { FetchProgress, RunRecord, RunState, StepEvent, Store } from "../store/types.ts";
 import { Feeds, type RunFeed } from "./feeds.ts";
+import { SL_REPLAY, slEventsSorted } from "../service_level/events.ts";
 import type { EndEventBody, ProgressEventBody, StepEventBody } from "./schemas.ts";
 
 /** Where a client stands in a run's event sequence. */
@@ -235,6 +238,7 @@ async function follow(
 
   const sent = new Map<string, FetchProgress>();
   let lastState: RunState | undefined;
+  let slAfter = Math.max(0, (feed.sl.at(-1)?.seq ?? 0) - SL_REPLAY);
   while (!stopped()) {
     // The run first (the feed reads it first): events read after it ended are all of them.
     await feed.refresh(fresh);
@@ -255,6 +259,9 @@ async function follow(
         await write("milestone", { milestone: reached[k - 1]!, at: e.at }, `${e.seq}.${k}`);
       }
     }
+    const sl = slEventsSorted(feed.sl, slAfter);
+    slAfter = sl.after;
+    for (const body of sl.events) await write("sl", body);
     const state = runState(rec);
     if (rec.state !== "running") {
       const report = parse(rec.report);

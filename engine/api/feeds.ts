@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { FetchProgress, RunRecord, StepEvent, Store } from "../store/types.ts";
+import type { FetchProgress, RunRecord, SlSampleRow, StepEvent, Store } from "../store/types.ts";
 
 /** One run's rows, as fresh as `maxAgeMs`. */
 export class RunFeed {
@@ -15,6 +15,8 @@ export class RunFeed {
   readonly events: StepEvent[] = [];
   /** Fetch progress, at the last refresh. */
   progress: FetchProgress[] = [];
+  /** Every service-level sample so far, in `seq` order (`sl` events). */
+  readonly sl: SlSampleRow[] = [];
   #at = -Infinity;
   #pending: Promise<void> | undefined;
   /** Streams reading it. */
@@ -36,6 +38,7 @@ export class RunFeed {
       const last = this.events.at(-1)?.seq ?? 0;
       for (const e of await this.#store.stepEvents(id, last)) this.events.push(e);
       this.progress = await this.#store.progress(id);
+      for (const r of await this.#store.slSamples(id, this.sl.at(-1)?.seq ?? 0)) this.sl.push(r);
       this.#at = performance.now();
     })().finally(() => (this.#pending = undefined));
     return this.#pending;

@@ -10,6 +10,7 @@ import type { Report } from "../schedule/report.ts";
 import { runState } from "../live/runs.ts";
 import { STATES } from "../schedule/scheduler.ts";
 import type { RunRecord, RunState, Store } from "../store/types.ts";
+import { type ServiceLevelReport, slMetricLines } from "../service_level/mod.ts";
 
 /** How many of the newest runs have per-run series. */
 export const RECENT = 20;
@@ -142,6 +143,11 @@ export function render(
     "Runs still going: the TTR predicted by simulating the rest from where the run stands.",
     per((r, id) => r.predictedTtr === null ? [] : [[id, r.predictedTtr]]),
   );
+  // The service level of the recent runs that have one (`engine/service_level/metrics.ts`).
+  out.push(...slMetricLines(input.runs.flatMap((r) => {
+    const sl = (r.report as { service_level?: ServiceLevelReport } | null)?.service_level;
+    return sl ? [{ run: r.record.id, runbook: r.record.runbook, service_level: sl }] : [];
+  })));
   return out.join("\n") + "\n";
 }
 

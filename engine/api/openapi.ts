@@ -15,6 +15,7 @@ import {
   ReportSchema,
   RunDetailSchema,
   RunSummarySchema,
+  SlEventSchema,
   StateEventSchema,
   StepEventSchema,
   StepReportSchema,
@@ -32,6 +33,7 @@ const NAMED: Record<string, z.ZodType> = {
   ProgressEvent: ProgressEventSchema,
   StateEvent: StateEventSchema,
   EndEvent: EndEventSchema,
+  SlEvent: SlEventSchema,
 };
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });

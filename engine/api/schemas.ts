@@ -6,6 +6,10 @@
  */
 import { z } from "zod";
 import { STATES } from "../schedule/scheduler.ts";
+import { ServiceLevelReportSchema } from "../service_level/report.ts";
+
+/** `event: sl` (no SSE id): a service-level sample as taken. */
+export { SlEventSchema } from "../service_level/events.ts";
 
 const seconds = z.number().describe("seconds from the start of the run");
 const maybeSeconds = seconds.nullable();
@@ -25,6 +29,9 @@ export const StepReportSchema = z.object({
   end_s: maybeSeconds,
   frozen_s: seconds.describe("seconds spent frozen"),
   milestone: z.string().optional(),
+  on: z.string().optional().describe(
+    "the host it runs on (the runbook's on:); absent: the machine that runs thaw",
+  ),
   bytes: z.number().optional().describe("fetches: bytes brought home"),
   demanded: z.boolean().optional().describe("fetches: a frozen step demanded it"),
   prefetched_bytes: z.number().optional().describe("fetches: bytes that came before demand"),
@@ -56,6 +63,7 @@ export const ReportSchema = z.object({
   steps: z.array(StepReportSchema),
   prediction: z.object({ simulated: measures.nullable(), serial: measures.nullable() }).strict()
     .optional().describe("live runs, once ended: the prediction before the run, a serial restore"),
+  service_level: ServiceLevelReportSchema.optional(),
 });
 
 /** `GET /runs/ID`: the report so far, the run's state and a predicted TTR. */
@@ -73,10 +81,16 @@ export const RunDetailSchema = ReportSchema.extend({
   services: z.array(
     z.object({
       step: z.string(),
-      pid: z.number().int(),
-      pgid: z.number().int(),
-      log: z.string().nullable(),
-      alive: z.boolean().describe("whether its process group still runs (on the server's host)"),
+      host: z.string().optional().describe(
+        "the host it runs on (on:); absent: the engine's machine",
+      ),
+      pid: z.number().int().describe("on its host"),
+      pgid: z.number().int().describe("on its host"),
+      log: z.string().nullable().describe("its log file (on its host)"),
+      alive: z.boolean().nullable().describe(
+        "whether its process group still runs (asked over ssh for a host); null: the host did " +
+          "not answer",
+      ),
     }).strict(),
   ).describe(
     "background services its done steps started (they outlive a real run; a drill stops them)",

@@ -16,10 +16,11 @@ import { historyEstimates } from "../plan/history.ts";
 import type { Runbook, Strategy } from "../runbook/model.ts";
 import { type Prediction, predictRest, type StepStanding } from "../simulate/predict.ts";
 import { missedObjectives, type Report } from "../schedule/report.ts";
-import { runbookOf, runState, runSummary } from "../live/runs.ts";
+import { runState, runSummary, storedRunbook } from "../live/runs.ts";
 import { runServices } from "../live/services.ts";
 import type { RunRecord, Store } from "../store/types.ts";
 import type { RunDetail } from "./schemas.ts";
+import { waitsForPerson } from "../schedule/waits.ts";
 
 /** A computed answer: its JSON text, its strong ETag, and the headers to send with it. */
 export interface Snapshot {
@@ -153,7 +154,11 @@ export class RunsView {
     const ended = rec.state !== "running";
     const elapsed = ((ended ? rec.endedAt ?? now : now) - rec.startedAt) / 1000;
     const predicted = ended ? undefined : await this.#predict(rec, elapsed, now);
-    const services = await runServices(this.store, id);
+    const services = await runServices(
+      this.store,
+      id,
+      () => storedRunbook(rec).catch(() => undefined),
+    );
     const key = `${state}\n${JSON.stringify(predicted?.value)}\n${JSON.stringify(services)}\n` +
       rec.report;
     if (prev?.snapshot && prev.key === key) {
@@ -201,6 +206,8 @@ export class RunsView {
           startS: s.startS,
           endS: s.endS,
           ...(p ? { bytes: p.bytes, total: p.total } : {}),
+          // Waiting for a person: its work has not started (the scheduler's `wait`).
+          ...(waitsForPerson(s.state, s.detail) ? { waiting: true } : {}),
         });
       }
       try {
@@ -228,7 +235,7 @@ export class RunsView {
 async function planOf(store: Store, rec: RunRecord): Promise<Planned> {
   let runbook: Runbook;
   try {
-    runbook = await runbookOf(rec);
+    runbook = await storedRunbook(rec); // the text stored with the run; older runs: the file
   } catch (e) {
     return { error: `the runbook ${rec.file} cannot be loaded here: ${(e as Error).message}` };
   }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname, join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { RunbookErrors, SimulationError, UsageError } from "../runbook/errors.ts";
 import { readRunbook } from "../runbook/load.ts";
@@ -16,6 +16,7 @@ import { plan } from "../simulate/plan.ts";
 import { renderPlan } from "./render.ts";
 import { jsonSchema, STRATEGIES } from "../runbook/schema.ts";
 import { simulate } from "../simulate/simulate.ts";
+import { withLastMeasured } from "../service_level/last.ts";
 import { didYouMean } from "../runbook/suggest.ts";
 import {
   approve,
@@ -27,13 +28,17 @@ import {
   runState,
   status,
   storedEstimates,
+  storedLastMeasured,
   storePath,
 } from "./live.ts";
 import { parseListen } from "../api/serve.ts";
 import { serve, withListen } from "./serve.ts";
 import { drill, expand, finishLive, writeReport } from "./reports.ts";
+import { planPage } from "../pages/pages.ts";
 import { checkDrillNeeds, renderSkipped } from "../live/drill_needs.ts";
-import { openStore, type Store, StoreError } from "../store/mod.ts";
+import { logRoot, openStore, type Store, StoreError } from "../store/mod.ts";
+import { EngineStopped } from "../live/lease.ts";
+import { standby } from "./standby.ts";
 
 /** Where the CLI writes and what it sees of its environment; tests pass their own. */
 export interface CliContext {
@@ -62,6 +67,8 @@ commands
                                 was running when its engine stopped
   done RUN_ID STEP              mark a waiting step done by hand (a person did it)
   cancel RUN_ID                 cancel a run (works from another process)
+  standby                       stand by for the runs of a shared store (--store postgres://…):
+                                take over a run whose engine died and carry it on
   serve                         the HTTP status API over the store (--listen, default
                                 127.0.0.1:7070)
   schema [--output FILE]        print the JSON Schema of the runbook format
@@ -71,20 +78,26 @@ flags
   --strategy serial|lazy|aggressive   override the runbook's strategy
   --var NAME=VALUE                    override a var (repeatable)
   --json                              the report(s) as JSON on stdout, one per line
-  --report FILE                       also write the report(s) to FILE
-  --store PATH                        the state store (default .thaw/state.db here)
+  --report FILE                       also write the report(s) to FILE, in the format its
+                                      extension names: .json, .html, .md (Markdown), .xml (JUnit)
+  --html FILE                         plan: the simulated timeline of each strategy as a page
+  --store PATH|URL                    the state store: an SQLite file or postgres://USER@HOST/DB
+                                      (default $THAW_STORE, else .thaw/state.db here)
   --listen HOST:PORT                  serve the status API (run, drill, resume, serve)
   --token TOKEN                       the token approve and cancel need over HTTP
                                       (default: $THAW_TOKEN; none: changes are refused)
 
 exit codes: 0 done and objectives met, 1 a step failed or the run was cancelled,
-            2 invalid runbook or usage, 3 done but an objective was missed`;
+            2 invalid runbook or usage, 3 done but an objective was missed,
+            4 the engine lost its run's lease (a standby took it over) or its store
+              mid-run: it stopped its steps and changed nothing more`;
 
 const FLAGS = {
   strategy: { type: "string" },
   var: { type: "string", multiple: true },
   json: { type: "boolean" },
   report: { type: "string" },
+  html: { type: "string" },
   simulate: { type: "boolean" },
   output: { type: "string" },
   store: { type: "string" },
@@ -104,6 +117,7 @@ const COMMANDS = [
   "done",
   "cancel",
   "serve",
+  "standby",
   "schema",
   "help",
 ];
@@ -132,6 +146,10 @@ export async function main(args: string[], ctx: CliContext): Promise<number> {
     if (e instanceof RunbookErrors || e instanceof SimulationError) {
       ctx.stderr(e.message + "\n");
       return 2;
+    }
+    if (e instanceof EngineStopped) {
+      ctx.stderr(`thaw: ${e.message}\n`);
+      return e.exitCode;
     }
     if (e instanceof StoreError) {
       ctx.stderr(`thaw: ${e.message}\n`);
@@ -195,6 +213,9 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
     );
   }
   if (values.listen !== undefined) parseListen(values.listen); // before anything is opened
+  if (values.html !== undefined && command !== "plan") {
+    throw new UsageError("--html goes with plan: thaw plan FILE --html FILE.html");
+  }
   if (values.from !== undefined && command !== "resume") {
     throw new UsageError("--from goes with resume: thaw resume RUN_ID --from STEP");
   }
@@ -216,6 +237,9 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
       const shown = { ...p, strategy: chosen };
       ctx.stdout((options.json ? JSON.stringify(shown) : renderPlan(shown)) + "\n");
       await writeReport(ctx, values.report, [p.simulated[chosen]]);
+      if (values.html) {
+        await Deno.writeTextFile(resolve(ctx.cwd, values.html), planPage(p, rb.name, chosen));
+      }
       return 0;
     }
     case "drill": {
@@ -227,13 +251,20 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
           ctx,
           values.store,
           (store, logs) =>
-            withListen(ctx, store, values, () =>
+            withListen(ctx, store, values, (url) =>
               drill(
                 ready,
                 ctx,
                 options,
                 values.report,
-                (rb) => liveRun(ctx, store, rb, { ...options, store: values.store }, logs),
+                (rb) =>
+                  liveRun(
+                    ctx,
+                    store,
+                    rb,
+                    { ...options, store: values.store, listening: url },
+                    logs,
+                  ),
               )),
         );
         if (ready.length) ctx.stderr(renderSkipped(skipped)); // again, below the reports
@@ -246,7 +277,13 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
         options,
         values.report,
         async (rb) =>
-          simulate(rb, { strategy: options.strategy, estimates: await storedEstimates(path, rb) }),
+          withLastMeasured( // the last live drill's service level, marked so
+            simulate(rb, {
+              strategy: options.strategy,
+              estimates: await storedEstimates(path, rb),
+            }),
+            await storedLastMeasured(path, rb),
+          ),
       );
     }
     case "run": {
@@ -260,7 +297,8 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
           ctx,
           store,
           values,
-          () => liveRun(ctx, store, rb, { ...options, store: values.store }, logs),
+          (url) =>
+            liveRun(ctx, store, rb, { ...options, store: values.store, listening: url }, logs),
         );
         return finishLive(ctx, [report], options.json, values.report);
       });
@@ -299,7 +337,7 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
           ctx,
           store,
           values,
-          () => liveRun(ctx, store, rb, flags, logs, run),
+          (url) => liveRun(ctx, store, rb, { ...flags, listening: url }, logs, run),
         );
         return finishLive(ctx, [report], options.json, values.report);
       });
@@ -333,6 +371,9 @@ async function dispatch(args: string[], ctx: CliContext): Promise<number> {
         throw new UsageError("cancel takes a run id: thaw cancel RUN_ID");
       }
       return await withStore(ctx, values.store, (store) => cancel(ctx, store, positionals[0]!));
+    case "standby":
+      if (positionals.length) throw new UsageError("standby takes no arguments: thaw standby");
+      return await withStore(ctx, values.store, (store, logs) => standby(ctx, store, logs));
     case "serve":
       if (positionals.length) throw new UsageError("serve takes no arguments: thaw serve");
       return await withStore(ctx, values.store, (store) => serve(ctx, store, values));
@@ -352,7 +393,7 @@ async function withStore(
   const path = storePath(ctx, flag);
   const store = await openStore(path);
   try {
-    return await body(store, join(dirname(path), "logs"));
+    return await body(store, logRoot(path, ctx.cwd));
   } finally {
     await store.close();
   }

@@ -10,15 +10,16 @@ import { checkEnv } from "../runbook/env_check.ts";
 import type { Estimates } from "../plan/graph.ts";
 import { historyEstimates } from "../plan/history.ts";
 import { runLive } from "../live/loop.ts";
+import type { LeaseOptions } from "../live/lease.ts";
 import { renderServices, runServices } from "../live/services.ts";
 import { checkUsers } from "../live/user_check.ts";
-import { fillGaps } from "../plan/graph.ts";
+import { lastMeasuredOf } from "../service_level/last.ts";
+import { LiveAlerts } from "../notify/live_alerts.ts";
 import { renderChanges, TerminalView } from "./live_view.ts";
 import type { Runbook, Strategy } from "../runbook/model.ts";
 import { renderReport, table as renderTable } from "./render.ts";
 import { newRunId, type Report } from "../schedule/report.ts";
-import { simulate } from "../simulate/simulate.ts";
-import { DEFAULT_STORE, fileStorePath, openStore } from "../store/mod.ts";
+import { defaultStore, fileStorePath, openStore } from "../store/mod.ts";
 import { STORE_DIR_MODE, STORE_FILE_MODE } from "../store/sqlite_file.ts";
 import type { RunRecord, Store } from "../store/types.ts";
 import {
@@ -28,6 +29,7 @@ import {
   requestDone,
   runState,
   runSummary,
+  storedRunbook,
   waitLines,
 } from "../live/runs.ts";
 import { formatDuration } from "../runbook/units.ts";
@@ -51,14 +53,17 @@ export interface LiveFlags {
   readonly store?: string | undefined;
   /** `resume --from STEP`: run STEP and everything downstream of it again. */
   readonly from?: string | undefined;
+  /** Where `--listen` serves the API (`http://HOST:PORT`): notifications link the run's page. */
+  readonly listening?: string | undefined;
 }
 
 /** Opens the store named by `--store` (default `.thaw/state.db` under the user's directory). */
 export function storePath(ctx: LiveCliContext, flag: string | undefined): string {
+  flag ??= defaultStore(); // $THAW_STORE, else .thaw/state.db
   // A URL stays a URL (`openStore` refuses the schemes it does not know): never a file "mysql:".
   if (flag && /^file:\/\//i.test(flag)) return fileStorePath(flag);
   if (flag && (/^[a-z][a-z0-9+.-]*:\/\//i.test(flag) || flag === ":memory:")) return flag;
-  return resolve(ctx.cwd, flag ?? DEFAULT_STORE);
+  return resolve(ctx.cwd, flag);
 }
 
 /** The store, if its file exists (planning never creates one). */
@@ -83,6 +88,18 @@ export async function storedEstimates(path: string, runbook: Runbook): Promise<E
   }
 }
 
+/** The last live drill's service level of `runbook`, for a simulated drill (`service_level/last.ts`). */
+export async function storedLastMeasured(path: string, runbook: Runbook) {
+  if (!runbook.serviceLevel.length) return undefined;
+  const store = await existingStore(path);
+  if (!store) return undefined;
+  try {
+    return await lastMeasuredOf(store, runbook.name, runbook.serviceLevel.map((p) => p.name));
+  } finally {
+    await store.close();
+  }
+}
+
 /** Runs one runbook live (a new run, or a resumed one) and returns its report. */
 export async function liveRun(
   ctx: LiveCliContext,
@@ -91,6 +108,7 @@ export async function liveRun(
   flags: LiveFlags,
   logRoot: string,
   resume?: RunRecord,
+  lease: LeaseOptions = {},
 ): Promise<Report> {
   checkUsers(rb); // `user:` names a user this machine has, and thaw may become: exit 2 if not
   checkEnv(rb, Deno.env.toObject()); // an unset ${{ env.X }} is refused before the run exists
@@ -103,11 +121,18 @@ export async function liveRun(
     );
   }
   const estimates = await historyEstimates(store, rb);
-  let predicted: Report | null = null;
-  try {
-    predicted = simulate(rb, { strategy: flags.strategy, estimates });
-  } catch { /* no prediction without estimates */ }
   const run = resume?.id ?? newRunId();
+  // `notify:` resolved before anything runs (an address that is no URL is exit 2).
+  const alerts = LiveAlerts.open({
+    runbook: rb,
+    run,
+    logDir: join(logRoot, run),
+    stderr: ctx.stderr,
+    strategy: flags.strategy,
+    estimates,
+    page: flags.listening && `${flags.listening}/runs/${encodeURIComponent(run)}/page`,
+    ...(resume && rb.notify.length ? { history: await store.stepEvents(run) } : {}),
+  });
   const ac = new AbortController();
   const onSignal = () => ac.abort();
   Deno.addSignalListener("SIGINT", onSignal);
@@ -126,10 +151,11 @@ export async function liveRun(
     );
   };
   try {
-    const { report, measured } = await runLive({
+    const { report, live } = await runLive({
       runbook: rb,
       store,
       run,
+      lease, // held, renewed, fencing every write (a standby passes the lease it took)
       fileSha256: sha,
       strategy: flags.strategy,
       vars: flags.vars,
@@ -155,34 +181,16 @@ export async function liveRun(
       onChange: (live, changes) => {
         if (view) view.draw(live);
         else if (changes.length) plain(renderChanges(live, changes));
+        alerts?.onChange(live, changes);
       },
     });
-    const serial = serialEstimate(rb, report, { ...estimates, ...measured });
-    report.prediction = {
-      simulated: predicted ? { ttr_s: predicted.ttr_s, btn_s: predicted.btn_s } : null,
-      serial,
-    };
-    await store.updateRun(run, { report: JSON.stringify(report) });
-    return report;
+    await alerts?.end(report, live.elapsed, live); // within 10 s; what failed is said on stderr
+    return report; // with its `prediction`, made by the engine
   } finally {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
     for (const f of logs.values()) f.close();
-  }
-}
-
-/** What a serial restore would have taken, with what this run measured. */
-function serialEstimate(
-  rb: Runbook,
-  report: Report,
-  measured: Estimates,
-): { ttr_s: number | null; btn_s: number | null } | null {
-  if (report.outcome === "failed" || report.outcome === "cancelled") return null;
-  try {
-    const r = simulate(rb, { strategy: "serial", estimates: fillGaps(rb, measured) });
-    return { ttr_s: r.ttr_s, btn_s: r.btn_s };
-  } catch {
-    return null;
+    await alerts?.close();
   }
 }
 
@@ -220,7 +228,11 @@ export async function status(
   }
   const run = await findRun(store, id);
   const report = run.report ? JSON.parse(run.report) as Report : null;
-  const services = await runServices(store, run.id);
+  const services = await runServices(
+    store,
+    run.id,
+    () => storedRunbook(run).catch(() => undefined),
+  );
   if (json) {
     ctx.stdout(
       JSON.stringify({

@@ -51,7 +51,7 @@ export function timing(live: LiveRun, s: LiveStep): [elapsed: string, eta: strin
   const ran = Math.max(0, live.elapsed - s.since);
   let left: number | undefined;
   if (waiting(s)) left = undefined;
-  else if (s.kind === "run") left = s.estimate === null ? undefined : s.estimate - ran;
+  else if (!s.moves) left = s.estimate === null ? undefined : s.estimate - ran;
   else if (s.total !== null && s.rate > 0) left = Math.max(0, s.total - s.bytes) / s.rate;
   const eta = left === undefined || !Number.isFinite(left)
     ? "-"
@@ -98,18 +98,36 @@ export function objectivesLine(live: LiveRun): string {
  * ```
  */
 export function renderLiveTable(live: LiveRun): string {
-  const rows: string[][] = [["STEP", "KIND", "STATE", "ELAPSED", "ETA", ""]];
+  // Where each step runs, when the runbook has hosts (`on:`; "-": this machine).
+  const hosts = Object.keys(live.runbook.hosts).length > 0;
+  const on = (s: LiveStep) => hosts ? [s.on ?? "-"] : [];
+  const rows: string[][] = [[
+    "STEP",
+    ...hosts ? ["ON"] : [],
+    "KIND",
+    "STATE",
+    "ELAPSED",
+    "ETA",
+    "",
+  ]];
   const order = live.steps.filter((s) => s.state !== "done" && s.state !== "pending");
   const rest = live.steps.filter((s) => s.state === "done" || s.state === "pending");
   const shown = [...order, ...rest].slice(0, MAX_ROWS);
   const index = new Map(live.steps.map((s, i) => [s, i]));
   shown.sort((a, b) => index.get(a)! - index.get(b)!);
   for (const s of shown) {
-    const info = s.kind === "fetch" && s.state !== "pending" ? fetchCell(s) : "";
+    const info = s.moves && s.state !== "pending" ? fetchCell(s) : "";
     const detail = s.detail ? (info ? `  ${s.detail}` : s.detail) : "";
     // A person's next command must show whole.
     const width = waitsForPerson(s.state, s.detail) ? 240 : 100;
-    rows.push([s.id, s.kind, shownState(s), ...timing(live, s), (info + detail).slice(0, width)]);
+    rows.push([
+      s.id,
+      ...on(s),
+      s.kind,
+      shownState(s),
+      ...timing(live, s),
+      (info + detail).slice(0, width),
+    ]);
   }
   const lines = table(rows).split("\n");
   if (live.steps.length > shown.length) {
@@ -125,13 +143,14 @@ export function renderLiveTable(live: LiveRun): string {
 /** One plain line per step state change (for logs and pipes). */
 export function renderChanges(live: LiveRun, changes: readonly StepChange[]): string {
   return changes.map((c) => {
-    const s = live.steps.find((x) => x.id === c.step);
+    const s = live.step(c.step);
     // A drill-skipped step is said skipped once, when it would have started.
     if (s?.skip && c.state === "done") return "";
     const state = s ? shownState(s, c.state) : c.state;
-    const bytes = s?.kind === "fetch" && c.state === "done" ? ` ${bytesText(s.bytes)}` : "";
+    const bytes = s?.moves && c.state === "done" ? ` ${bytesText(s.bytes)}` : "";
     const detail = c.detail ? `: ${c.detail}` : "";
-    return `${formatDuration(c.at).padStart(8)}  ${c.step} ${state}${bytes}${detail}\n`;
+    const on = s?.on ? ` on ${s.on}` : "";
+    return `${formatDuration(c.at).padStart(8)}  ${c.step}${on} ${state}${bytes}${detail}\n`;
   }).join("");
 }
 

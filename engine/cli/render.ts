@@ -5,6 +5,7 @@
  */
 import type { Plan } from "../simulate/plan.ts";
 import type { Report, StepReport } from "../schedule/report.ts";
+import { type ServiceLevelReport, slLines } from "../service_level/mod.ts";
 import { STRATEGIES } from "../runbook/schema.ts";
 import { formatBytes, formatDuration } from "../runbook/units.ts";
 
@@ -156,6 +157,7 @@ export function renderReport(report: Report): string {
         `${bytesText(b.prefetched)} prefetched`,
     );
   }
+  lines.push(...slLines((report as { service_level?: ServiceLevelReport }).service_level));
   const missed = report.missed.length ? ` (missed: ${report.missed.join(", ")})` : "";
   lines.push(`outcome: ${report.outcome}${missed}`);
   return lines.join("\n");

@@ -11,6 +11,7 @@ import { readRunbook } from "../runbook/load.ts";
 import type { Runbook } from "../runbook/model.ts";
 import { renderReport, renderSummary } from "./render.ts";
 import { exitCode, type Report } from "../schedule/report.ts";
+import { reportText } from "../reports/format.ts";
 
 /** Where the report commands write. */
 export interface ReportContext {
@@ -88,10 +89,8 @@ function worse(a: number, b: number): number {
 
 export async function writeReport(ctx: ReportContext, file: string | undefined, reports: Report[]) {
   if (!file) return;
-  const text = reports.length === 1
-    ? JSON.stringify(reports[0], null, 2) + "\n"
-    : reports.map((r) => JSON.stringify(r)).join("\n") + "\n";
-  await Deno.writeTextFile(resolve(ctx.cwd, file), text);
+  // The extension names the format: .json (and any other), .html, .md, .xml.
+  await Deno.writeTextFile(resolve(ctx.cwd, file), reportText(file, reports));
 }
 
 /** Expands directories into the runbooks under them (`*.yaml`, `*.yml`), sorted. */

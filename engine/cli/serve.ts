@@ -57,14 +57,14 @@ export async function withListen<T>(
   ctx: ServeContext,
   store: Store,
   flags: ServeFlags,
-  body: () => Promise<T>,
+  body: (url?: string) => Promise<T>,
 ): Promise<T> {
   if (flags.listen === undefined) return await body();
   const token = tokenOf(flags);
   const server = await serveApi({ store, token, listen: flags.listen });
   ctx.stderr(`thaw: ${started(server.url, token)}\n`);
   try {
-    return await body();
+    return await body(server.url); // the address, for links (notifications give the run's page)
   } finally {
     await server.close();
   }

@@ -9,11 +9,16 @@ import type { Runbook, Strategy } from "../runbook/model.ts";
 import type { Report } from "../schedule/report.ts";
 import type { StepStateName } from "../store/types.ts";
 import { formatDuration } from "../runbook/units.ts";
+import { stepKind } from "../../steps/kind.ts";
 
 /** A step as the live view shows it. */
 export interface LiveStep {
   readonly id: string;
   readonly kind: "run" | "fetch";
+  /** Whether it moves data (its kind's figures say `data`: a fetch), rather than taking time. */
+  readonly moves: boolean;
+  /** The host it runs on (`on:`); null: the machine that runs thaw. */
+  readonly on: string | null;
   state: StepStateName;
   /** What a frozen step waits for, why a step failed, an approval it waits for. */
   detail: string;
@@ -61,6 +66,7 @@ export class LiveRun {
   elapsed = 0;
   /** The report so far (updated every second or so, and at the end). */
   report: Report | null = null;
+  #index: Map<string, LiveStep> | undefined;
 
   /** @internal */
   constructor(
@@ -74,23 +80,35 @@ export class LiveRun {
     this.run = run;
     this.strategy = strategy;
     this.startedAt = startedAt;
-    this.steps = runbook.steps.map((s) => ({
-      id: s.id,
-      kind: s.kind,
-      state: "pending",
-      detail: "",
-      bytes: 0,
-      total: s.kind === "fetch" ? s.size ?? null : null,
-      rate: 0,
-      demanded: false,
-      skip: s.skip,
-      since: null,
-      estimate: s.kind === "fetch"
-        ? null
-        : s.skip
-        ? s.estimate ?? 0
-        : s.estimate ?? estimates.duration?.get(s.id) ?? null,
-    }));
+    this.steps = runbook.steps.map((s) => {
+      // What the kind says the step is: data to move (its size), or time to take.
+      const figures = stepKind(s.kind).figures(s);
+      return {
+        id: s.id,
+        kind: s.kind,
+        moves: figures.type === "data",
+        on: s.on ?? null,
+        state: "pending",
+        detail: "",
+        bytes: 0,
+        total: figures.type === "data" ? figures.bytes ?? null : null,
+        rate: 0,
+        demanded: false,
+        skip: s.skip,
+        since: null,
+        estimate: figures.type === "data"
+          ? null
+          : s.skip
+          ? s.estimate ?? 0
+          : figures.seconds ?? estimates.duration?.get(s.id) ?? null,
+      };
+    });
+  }
+
+  /** The step with id `id` (a map, not a search: the plain lines look one up per change). */
+  step(id: string): LiveStep | undefined {
+    this.#index ??= new Map(this.steps.map((s) => [s.id, s]));
+    return this.#index.get(id);
   }
 }
 

@@ -73,6 +73,7 @@ export class ProcessBook {
    * ```
    */
   take(): ProcessChanges {
+    if (this.#add.size === 0 && this.#remove.size === 0) return { add: [], remove: [] };
     const changes = { add: [...this.#add.values()], remove: [...this.#remove] };
     for (const p of changes.add) this.#stored.add(p.step);
     for (const step of changes.remove) this.#stored.delete(step);

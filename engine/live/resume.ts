@@ -6,7 +6,7 @@
  * - Done steps stay done, with their times, bytes and demand as recorded; `--from STEP` runs STEP
  *   and everything downstream of it again (on a finished run too).
  * - A run step that was running when its engine died runs again only if it is `idempotent`;
- *   otherwise it waits for a person ({@link ./waits.ts}).
+ *   otherwise it waits for a person (scheduler state: `../schedule/approvals.ts`).
  * - A fetch that was demanded stays demanded; bytes count what crossed the link in every attempt
  *   (the bytes of an attempt that the next one cannot continue from are carried over); a step's
  *   start is its first start in the run, and times count from the run's first start.
@@ -16,6 +16,7 @@
 import { FETCH, type Graph } from "../plan/graph.ts";
 import type { LiveRun } from "./live_run.ts";
 import { stopProcesses } from "./state.ts";
+import { awaySteps } from "./lease.ts";
 import type { Runbook } from "../runbook/model.ts";
 import type { Recorder } from "../schedule/recorder.ts";
 import { sec } from "../schedule/report.ts";
@@ -23,6 +24,7 @@ import type { Resolver } from "../runbook/resolve.ts";
 import type { Decision, Scheduler } from "../schedule/scheduler.ts";
 import type { RunRecord, StepChange, StepRecord, Store } from "../store/types.ts";
 import { APPROVAL_WAIT } from "../schedule/waits.ts";
+import type { Target } from "../../steps/kind.ts";
 
 /** What a resumed engine starts from. */
 export interface Resumed {
@@ -40,6 +42,8 @@ export interface ResumeOptions {
   readonly resolver: Resolver;
   /** `--from STEP`: run this step and everything downstream of it again. */
   readonly from?: string | undefined;
+  /** The target of a host (`on:`): its services and partial fetches are there. */
+  readonly targetOf?: (host: string) => Target | undefined;
 }
 
 /**
@@ -99,7 +103,8 @@ export async function resumeState(
   }
   // Stop whatever the killed engine's unfinished steps left running; services of done steps
   // stay up (they are the recovered service), unless they are to run again.
-  await stopProcesses(store, record.id, 2000, (step) => keep.has(step));
+  const away = await awaySteps(store, record); // another machine's: out of reach
+  await stopProcesses(store, record.id, 2000, (s) => keep.has(s) || away.has(s), options.targetOf);
   const progress = new Map((await store.progress(record.id)).map((p) => [p.step, p]));
   const firstStart = new Map<string, number>();
   for (const e of await store.stepEvents(record.id)) {
@@ -139,7 +144,10 @@ export async function resumeState(
       carried[i] = Math.max(0, p.bytes - kept);
       live.steps[i]!.bytes = recorder.bytes[i] = carried[i]! + kept;
     }
-    if (s && isInterrupted(options.runbook, graph, i, s) && !rerun[i]) interrupted.push(i);
+    if (s && isInterrupted(options.runbook, graph, i, s) && !rerun[i]) {
+      interrupted.push(i);
+      scheduler.interrupted(i); // when reached, it waits for a person
+    }
     if (s && (s.state !== "pending" || rerun[i])) {
       changes.push({
         step: id,
@@ -169,6 +177,11 @@ async function continuable(options: ResumeOptions, i: number): Promise<number> {
   // `run:` sources start over (their partial data is removed), so do directory copies.
   if (step.kind !== "fetch" || step.from[0]?.kind === "run") return 0;
   try {
+    if (step.on !== undefined) {
+      // A fetch on a host continues after what it had landed there.
+      const info = await options.targetOf?.(step.on)?.stat(options.resolver.tmp(step));
+      return info?.type === "file" ? info.size : 0;
+    }
     const info = await Deno.lstat(options.resolver.tmp(step));
     return info.isFile ? info.size : 0;
   } catch {

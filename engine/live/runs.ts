@@ -10,7 +10,8 @@ import { hostname } from "node:os";
 import { UsageError } from "../runbook/errors.ts";
 import { dirname } from "node:path";
 import { removePartials, stopProcesses } from "./state.ts";
-import { readRunbook } from "../runbook/load.ts";
+import { RunHosts } from "./run_hosts.ts";
+import { parseRunbook, readRunbook } from "../runbook/load.ts";
 import type { Runbook } from "../runbook/model.ts";
 import type { Report } from "../schedule/report.ts";
 import type { RunRecord, RunState, Store } from "../store/types.ts";
@@ -120,7 +121,7 @@ async function stepNow(store: Store, run: RunRecord, step: string) {
 
 /** Whether `step` has an `approval` gate in the run's runbook (undefined: it cannot be read). */
 async function hasApprovalGate(run: RunRecord, step: string): Promise<boolean | undefined> {
-  const runbook = await runbookOf(run).catch(() => undefined);
+  const runbook = await storedRunbook(run).catch(() => undefined);
   const s = runbook?.steps.find((x) => x.id === step);
   return s === undefined ? undefined : s.approval !== undefined;
 }
@@ -261,9 +262,14 @@ export async function requestCancel(
       (await store.steps(run.id)).filter((s) => s.state === "done").map((s) => s.step),
     );
     // A real run's ready services (done steps) keep running, as after any real run; a drill's stop.
-    await stopProcesses(store, run.id, 2000, (step) => !run.drill && done.has(step));
-    const runbook = await runbookOf(run).catch(() => undefined);
-    if (runbook) await removePartials(runbook, run.id, (id) => done.has(id));
+    const runbook = await storedRunbook(run).catch(() => undefined);
+    // Its hosts' groups and partial fetches are stopped and removed there (`on:`).
+    await using hosts = new RunHosts(runbook?.hosts ?? {});
+    const targetOf = (h: string) => runbook?.hosts[h] ? hosts.of(h) : undefined;
+    await stopProcesses(store, run.id, 2000, (step) => !run.drill && done.has(step), targetOf);
+    if (runbook) {
+      await removePartials(runbook, run.id, (id) => done.has(id), undefined, targetOf);
+    }
     await store.updateRun(run.id, {
       state: "cancelled",
       outcome: "cancelled",
@@ -281,7 +287,20 @@ export async function requestCancel(
   return "running";
 }
 
-/** Loads the runbook of a stored run again, as it was started. */
+/**
+ * The runbook of a stored run as it ran: parsed from the text the store keeps with the run, or
+ * (a run an older thaw recorded) read from its file. A view of the store needs no file.
+ */
+export async function storedRunbook(run: RunRecord): Promise<Runbook> {
+  if (typeof run.runbookText !== "string") return await runbookOf(run);
+  return parseRunbook(run.runbookText, run.file, {
+    dir: dirname(run.file),
+    vars: { ...run.vars },
+    drill: run.drill,
+  });
+}
+
+/** Loads the runbook of a stored run again from its file (resume checks it did not change). */
 export async function runbookOf(run: RunRecord): Promise<Runbook> {
   return await readRunbook(run.file, {
     cwd: dirname(run.file),

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { analyse, buildGraph, type Estimates, FETCH, fillGaps, type Graph } from "../plan/graph.ts";
+import { buildGraph, type Estimates, FETCH, fillGaps, type Graph } from "../plan/graph.ts";
+import { lowerBounds } from "../plan/graph.ts";
 import type { Runbook } from "../runbook/model.ts";
 import type { Recorder } from "../schedule/recorder.ts";
 import { Resolver } from "../runbook/resolve.ts";
@@ -14,6 +15,7 @@ import type { FetchProgress, Store } from "../store/types.ts";
 import type { LiveRun } from "./live_run.ts";
 import { removeQuietly } from "../../steps/fetch/atomic.ts";
 import { killGroup } from "../../steps/process/process.ts";
+import type { Target } from "../../steps/kind.ts";
 
 /**
  * What a run measured, over `base`'s durations and sizes: each finished run step's duration and
@@ -64,11 +66,17 @@ export function measuredBound(
   graph: Graph,
   recorder: Recorder,
   base: Estimates = {},
+  measured: ReturnType<typeof measuredEstimates> = measuredEstimates(
+    runbook,
+    graph,
+    recorder,
+    base,
+  ),
 ): { readonly ttr: number; readonly btn: number } {
-  const { duration, size, rate, home } = measuredEstimates(runbook, graph, recorder, base);
+  const { duration, size, rate, home } = measured;
   const estimates = fillGaps(runbook, { ...base, duration, size, rate });
   // `home`: what did not cross the link here (cloned, or moved by a killed engine).
-  return analyse(buildGraph(runbook, estimates), { home }).lowerBound;
+  return lowerBounds(buildGraph(runbook, estimates), home);
 }
 
 /** The fetches step `i` still waits for (what a frozen step waits for). */
@@ -83,17 +91,25 @@ export function missingFetches(graph: Graph, scheduler: Scheduler, i: number): s
 
 /**
  * Stops the process groups the store records for run `run` (all but those of the steps `keep`
- * says to leave running) and forgets them.
+ * says to leave running) and forgets them; a group on a host through `targetOf(host)` (one with
+ * no target is left recorded).
  */
 export async function stopProcesses(
   store: Store,
   run: string,
   graceMs: number,
   keep: (step: string) => boolean = () => false,
+  targetOf?: (host: string) => Target | undefined,
 ): Promise<void> {
   for (const p of await store.processes(run)) {
     if (keep(p.step)) continue;
-    await killGroup(p.pgid, graceMs).catch(() => {});
+    if (p.host === undefined) await killGroup(p.pgid, graceMs).catch(() => {});
+    else {
+      // On its host (`on:`), never here: the same number is another process on this machine.
+      const target = targetOf?.(p.host);
+      if (target === undefined) continue; // kept: a later engine that can reach it stops it
+      await target.killGroup(p.pgid, graceMs).catch(() => {});
+    }
     await store.removeProcess(run, p.step);
   }
 }
@@ -107,6 +123,7 @@ export async function removePartials(
   run: string,
   keep: (step: string) => boolean,
   env: Readonly<Record<string, string>> = Deno.env.toObject(),
+  targetOf?: (host: string) => Target | undefined,
 ): Promise<void> {
   let resolver: Resolver;
   try {
@@ -115,7 +132,10 @@ export async function removePartials(
     return; // an env var the paths need is gone: nothing can be named
   }
   for (const s of runbook.steps) {
-    if (s.kind === "fetch" && !keep(s.id)) await removeQuietly(resolver.tmp(s)).catch(() => {});
+    if (s.kind !== "fetch" || keep(s.id)) continue;
+    // A fetch on a host left its partial data there (`on:`).
+    if (s.on !== undefined) await targetOf?.(s.on)?.remove(resolver.tmp(s)).catch(() => {});
+    else await removeQuietly(resolver.tmp(s)).catch(() => {});
   }
 }
 

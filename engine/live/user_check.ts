@@ -1,6 +1,8 @@
 /**
  * The check of `user:` before a live run starts: every step's user must exist on this machine,
- * and running as a user other than thaw's own needs thaw to run as root. Either problem is an
+ * and running as a user other than thaw's own needs thaw to run as root. Steps on a host (`on:`)
+ * are not checked here: their user is on the host (`sudo -n -u` or `setpriv` there fails the step
+ * with the host's words). Either problem is an
  * error at the position of the `user:` key's value (exit 2), before anything runs.
  *
  * @module
@@ -33,7 +35,8 @@ export function checkUsers(runbook: Runbook, uid: number | null = Deno.uid()): v
   const problems: Problem[] = [];
   const root = uid === 0;
   for (const step of runbook.steps) {
-    if (step.user === undefined || step.skip) continue;
+    // A step on a host (`on:`) runs as its user there: the host says whether it exists.
+    if (step.user === undefined || step.skip || step.on !== undefined) continue;
     const path = ["steps", step.index, "user"];
     const user = lookupUser(step.user);
     if (!user) {

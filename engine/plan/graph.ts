@@ -10,6 +10,7 @@
 import { bottomLevels, boundOf, crossing, lowerBound } from "./bounds.ts";
 import { FETCH, type Graph, RUN } from "./graph_types.ts";
 import type { Runbook } from "../runbook/model.ts";
+import { stepKind } from "../../steps/kind.ts";
 
 export { bottomLevels, FETCH, type Graph, lowerBound, RUN };
 
@@ -41,7 +42,8 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
   const index = new Map<string, number>();
   steps.forEach((s, i) => index.set(s.id, i));
   const kind = new Uint8Array(n), skipped = new Uint8Array(n), isolate = new Uint8Array(n);
-  const local = new Uint8Array(n);
+  const local = new Uint8Array(n), gated = new Uint8Array(n);
+  const { host, hostBandwidth, hostIndex } = cappedHosts(runbook, n);
   const duration = new Float64Array(n), size = new Float64Array(n).fill(NaN);
   const rate = new Float64Array(n).fill(Infinity), milestone = new Int32Array(n).fill(-1);
   const milestones: string[] = [];
@@ -63,20 +65,29 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
       depCount[j]!++;
     }
     const est = estimates.duration?.get(s.id) ?? s.estimate ?? NaN;
-    if (s.kind === "fetch" && !s.skip) {
+    // What the step's kind says it is: data that moves (over the link unless local), or time.
+    const figures = stepKind(s.kind).figures(s);
+    if (figures.type === "data" && !s.skip) {
       kind[i] = FETCH;
-      size[i] = estimates.size?.get(s.id) ?? s.size ?? NaN;
-      const r = estimates.rate?.get(s.id) ?? s.rate ??
-        (Number.isFinite(est) && est > 0 ? size[i]! / est : Infinity);
+      size[i] = estimates.size?.get(s.id) ?? figures.bytes ?? NaN;
+      const r = hostCap(
+        runbook,
+        s.on,
+        figures.local,
+        estimates.rate?.get(s.id) ?? figures.rate ??
+          (Number.isFinite(est) && est > 0 ? size[i]! / est : Infinity),
+      );
       rate[i] = r;
-      local[i] = s.local ? 1 : 0;
-      duration[i] = size[i]! / (s.local ? r : Math.min(r, runbook.bandwidth));
+      local[i] = figures.local ? 1 : 0;
+      if (!figures.local && s.on !== undefined) host[i] = hostIndex.get(s.on) ?? -1;
+      duration[i] = size[i]! / (figures.local ? r : Math.min(r, runbook.bandwidth));
     } else {
       kind[i] = RUN;
       duration[i] = s.skip ? (s.estimate ?? 0) : est;
     }
     skipped[i] = s.skip ? 1 : 0;
     isolate[i] = s.onFailure === "isolate" ? 1 : 0;
+    gated[i] = s.approval !== undefined && !s.skip ? 1 : 0;
     if (s.milestone !== undefined) {
       let m = milestones.indexOf(s.milestone);
       if (m < 0) m = milestones.push(s.milestone) - 1;
@@ -118,7 +129,9 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
     rate,
     local,
     bandwidth: runbook.bandwidth,
+    ...(hostBandwidth.length ? { host, hostBandwidth } : {}),
     isolate,
+    gated,
     milestone,
     milestones,
   };
@@ -226,6 +239,16 @@ export function analyse(g: Graph, options: AnalyseOptions = {}): Analysis {
   };
 }
 
+/**
+ * The lower bounds of TTR and BTN alone (what {@link analyse} gives as `lowerBound`), with the
+ * bytes of each fetch already `home`: a live run measures them each second, without ranking.
+ */
+export function lowerBounds(g: Graph, home: ArrayLike<number>): { ttr: number; btn: number } {
+  const btn = lowerBound(g, new Uint8Array(g.n).fill(1), home);
+  const hasMilestones = g.milestone.some((m) => m >= 0);
+  return { ttr: hasMilestones ? lowerBound(g, milestoneTarget(g), home) : btn, btn };
+}
+
 /** 1 for the milestone steps and everything they need, directly or not (all, with none). */
 export function milestoneTarget(g: Graph): Uint8Array {
   const { n, order, needStart, needList } = g;
@@ -288,8 +311,54 @@ function ranks(
 export function fillGaps(runbook: Runbook, estimates: Estimates = {}): Estimates {
   const duration = new Map(estimates.duration), size = new Map(estimates.size);
   for (const s of runbook.steps) {
-    if (s.kind === "run" && s.estimate === undefined && !duration.has(s.id)) duration.set(s.id, 1);
-    if (s.kind === "fetch" && s.size === undefined && !size.has(s.id)) size.set(s.id, 0);
+    const f = stepKind(s.kind).figures(s);
+    if (f.type === "time" && f.seconds === undefined && !duration.has(s.id)) duration.set(s.id, 1);
+    if (f.type === "data" && f.bytes === undefined && !size.has(s.id)) size.set(s.id, 0);
   }
   return { ...estimates, duration, size };
+}
+
+/** The hosts with a `bandwidth` of their own, indexed; `host` filled with -1 for `n` steps. */
+function cappedHosts(runbook: Runbook, n: number) {
+  const capped = Object.entries(runbook.hosts)
+    .filter(([, h]) => h.bandwidth !== undefined && Number.isFinite(h.bandwidth));
+  return {
+    host: new Int32Array(n).fill(-1),
+    hostBandwidth: Float64Array.from(capped, ([, h]) => h.bandwidth!),
+    hostIndex: new Map(capped.map(([name], k) => [name, k])),
+  };
+}
+
+/**
+ * How fast a fetch landing on host `on` can go, its source delivering `rate` on its own: no
+ * faster than the host's own `bandwidth` (revision 3), unless it crosses no link (`local`).
+ *
+ * Each fetch alone is capped so (its duration in the plan, the critical path, the bounds); the
+ * scheduler also shares each capped host's bandwidth among the fetches landing there (the graph's
+ * `host`, `hostBandwidth`), and the live engine paces them together to it (`live/host_link.ts`).
+ * The lower bounds do not count a host's bytes over its own bandwidth (they stay true, looser).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRunbook } from "../runbook/load.ts";
+ * import { hostCap } from "./graph.ts";
+ * const rb = parseRunbook(
+ *   "runbook: 1\nname: x\nhosts: { web1: { ssh: web1, bandwidth: 1MB/s } }\n" +
+ *     "steps:\n  - { id: a, run: 'true' }\n",
+ *   "x.yaml",
+ * );
+ * assert.equal(hostCap(rb, "web1", false, 5e6), 1e6);
+ * assert.equal(hostCap(rb, "web1", true, 5e6), 5e6);
+ * assert.equal(hostCap(rb, undefined, false, 5e6), 5e6);
+ * ```
+ */
+export function hostCap(
+  runbook: Runbook,
+  on: string | undefined,
+  local: boolean,
+  rate: number,
+): number {
+  const own = on === undefined || local ? undefined : runbook.hosts[on]?.bandwidth;
+  return own === undefined ? rate : Math.min(rate, own);
 }

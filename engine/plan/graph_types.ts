@@ -40,8 +40,21 @@ export interface Graph {
   readonly local: Uint8Array;
   /** Capacity of the shared link in bytes per second (Infinity: not limited). */
   readonly bandwidth: number;
+  /**
+   * Fetches landing on a host with a `bandwidth` of its own (revision 3): the index of that host
+   * in {@link hostBandwidth}, else -1 (this machine, an uncapped host, a `local` fetch).
+   * Optional: a graph made by hand has none.
+   */
+  readonly host?: Int32Array;
+  /** The own bandwidth of each capped host, bytes per second: its fetches share it. */
+  readonly hostBandwidth?: Float64Array;
   /** 1 when the step fails with `on-failure: isolate`. */
   readonly isolate: Uint8Array;
+  /**
+   * 1 for steps with an `approval` gate: they wait for a person once reached (a drill-skipped
+   * step never waits). Optional: a graph made by hand has none.
+   */
+  readonly gated?: Uint8Array;
   /** Index into `milestones`, or -1. */
   readonly milestone: Int32Array;
   readonly milestones: readonly string[];

@@ -12,6 +12,7 @@
 import type { Estimates } from "./graph.ts";
 import type { Runbook } from "../runbook/model.ts";
 import type { HistorySample, Store } from "../store/types.ts";
+import { stepKind } from "../../steps/kind.ts";
 
 /** The median of numbers (the mean of the middle two for an even count). */
 export function median(xs: readonly number[]): number {
@@ -53,16 +54,17 @@ export function estimatesFrom(runbook: Runbook, samples: readonly HistorySample[
   for (const step of runbook.steps) {
     const list = byStep.get(step.id);
     if (!list?.length) continue;
-    if (step.kind === "run") {
-      if (step.estimate === undefined) duration.set(step.id, median(list.map((s) => s.seconds)));
+    const figures = stepKind(step.kind).figures(step);
+    if (figures.type === "time") {
+      if (figures.seconds === undefined) duration.set(step.id, median(list.map((s) => s.seconds)));
     } else {
       const rates = list.map((s) => s.bytes / (s.moving ?? s.seconds))
         .filter((r) => r > 0 && Number.isFinite(r));
       // A fetch that ran at the link's cap says nothing about its source: only a rate clearly
       // below the link's bandwidth is the source's own.
       const r = rates.length ? median(rates) : NaN;
-      if (step.rate === undefined && r < 0.9 * runbook.bandwidth) rate.set(step.id, r);
-      if (step.size === undefined) size.set(step.id, median(list.map((s) => s.bytes)));
+      if (figures.rate === undefined && r < 0.9 * runbook.bandwidth) rate.set(step.id, r);
+      if (figures.bytes === undefined) size.set(step.id, median(list.map((s) => s.bytes)));
     }
   }
   return { duration, rate, size };

@@ -5,10 +5,14 @@
  * @module
  */
 import { parseTemplate, type ReferencePart } from "./expressions.ts";
-import type { RunbookInput } from "./schema.ts";
+import type { RunbookInput, StepInput } from "./schema.ts";
 import type { Path } from "./source.ts";
+import { checkHosts } from "./hosts.ts";
+import { checkServiceLevel, SL_KINDS } from "../service_level/schema.ts";
+import { checkNotify } from "../notify/model.ts";
 import { didYouMean } from "./suggest.ts";
-import type { Problem } from "./validate.ts";
+import { type Problem, REJECTED } from "./validate.ts";
+import { type CheckContext, type StepKind, stepKinds } from "../../steps/kind.ts";
 
 /** Normalises `needs` (a single id or a list) to a list. */
 export function needsOf(step: { needs?: string | string[] | undefined }): string[] {
@@ -42,9 +46,12 @@ export function checkRunbook(doc: RunbookInput, extraVars: Iterable<string>): Pr
 
   steps.forEach((s, i) => checkStepShape(s, i, problems));
   checkNeeds(doc, ids, problems);
+  problems.push(...checkHosts(doc));
+  problems.push(...checkServiceLevel(doc));
 
   // Names the runbook declares, for references.
   const vars = new Set([...Object.keys(doc.vars ?? {}), ...extraVars]);
+  problems.push(...checkNotify(doc.notify, vars));
   const milestones = new Set(steps.flatMap((s) => (s.milestone ? [s.milestone] : [])));
   for (const [name] of Object.entries(doc.objectives?.milestones ?? {})) {
     if (!milestones.has(name)) {
@@ -87,7 +94,11 @@ export function checkRunbook(doc: RunbookInput, extraVars: Iterable<string>): Pr
   }
 
   // Every string that may hold expressions.
-  const fetchIds = new Set(steps.filter((s) => s.fetch).map((s) => s.id));
+  const kinds = stepKinds();
+  const kindOf = (s: StepInput) => kinds.find((k) => s[k.key] !== undefined);
+  // The kind of each step, for `${{ steps.ID.to }}`; a list may have holes here.
+  const kindById = new Map<string, StepKind>();
+  steps.forEach((s) => kindById.set(s.id, kindOf(s) ?? kinds[0]!));
   const check = (path: Path, text: unknown, allowSteps: boolean) => {
     if (typeof text !== "string" || !text.includes("${{")) return;
     const t = parseTemplate(text);
@@ -99,42 +110,26 @@ export function checkRunbook(doc: RunbookInput, extraVars: Iterable<string>): Pr
     }
     for (const part of t.parts) {
       if (typeof part === "string") continue;
-      const msg = referenceProblem(part, vars, ids, fetchIds, allowSteps);
+      const msg = referenceProblem(part, vars, ids, kindById, allowSteps);
       if (msg) problems.push({ path, at: "value", message: msg, inner: part.offset });
     }
   };
   for (const [k, v] of Object.entries(doc.env ?? {})) check(["env", k], String(v), false);
+  doc.service_level?.forEach((p, i) => {
+    for (const k of SL_KINDS) check(["service_level", i, k], p?.[k], k === "run");
+  });
   steps.forEach((s, i) => {
     const at = (...p: (string | number)[]): Path => ["steps", i, ...p];
-    if (s.run !== undefined) check(at("run"), s.run, true);
     if (s.approval !== undefined) check(at("approval"), s.approval, true);
     for (const [k, v] of Object.entries(s.env ?? {})) check(at("env", k), String(v), true);
-    if (s.ready && typeof s.ready === "object") {
-      for (const k of ["http", "tcp", "run"] as const) {
-        const v = s.ready[k];
-        if (v !== undefined) check(at("ready", k), v, true);
-      }
-    }
-    const f = s.fetch;
-    if (f && typeof f === "object") {
-      if (typeof f.to === "string") check(at("fetch", "to"), f.to, false);
-      if (f.run !== undefined) check(at("fetch", "run"), f.run, false);
-      const from = f.from === undefined ? [] : typeof f.from === "string" ? [f.from] : f.from;
-      from.forEach((src, k) => {
-        const p = typeof f.from === "string" ? at("fetch", "from") : at("fetch", "from", k);
-        check(p, src, false);
-        if (typeof src !== "string") return;
-        const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(src)?.[1];
-        if (scheme && !["http", "https", "file"].includes(scheme.toLowerCase())) {
-          problems.push({
-            path: p,
-            at: "value",
-            message: `unsupported source "${scheme}://": use http(s)://, file://, a path, ` +
-              `or fetch.run with a command (for example restic or aws s3 cp)`,
-          });
-        }
-      });
-    }
+    // Each kind checks its own keys, wherever they are (a fetch with `background` hears both).
+    const ctx: CheckContext = {
+      name: `step "${s.id}"`,
+      problem: (path, where, message) =>
+        problems.push({ path: ["steps", i, ...path], at: where, message }),
+      expression: (path, text, options) => check(["steps", i, ...path], text, options.steps),
+    };
+    for (const kind of kinds) kind.check(s, ctx);
   });
   return problems;
 }
@@ -143,7 +138,7 @@ function referenceProblem(
   part: ReferencePart,
   vars: Set<string>,
   ids: Map<string, number>,
-  fetchIds: Set<string>,
+  kindById: Map<string, StepKind>,
   allowSteps: boolean,
 ): string | undefined {
   const r = part.ref;
@@ -156,82 +151,57 @@ function referenceProblem(
     if (!ids.has(r.name)) {
       return `unknown step "${r.name}" in expression${didYouMean(r.name, ids.keys())}`;
     }
-    if (!fetchIds.has(r.name)) {
-      return `step "${r.name}" is a run step; only fetch steps have a destination (.to)`;
+    const kind = kindById.get(r.name);
+    if (kind !== undefined && kind.destination === undefined) {
+      const have = kindNames(stepKinds().filter((k) => k.destination !== undefined));
+      return `step "${r.name}" is a ${kind.key} step; only ${have} steps have a destination (.to)`;
     }
   }
   return undefined;
 }
 
-function checkStepShape(s: RunbookInput["steps"][number], i: number, problems: Problem[]): void {
+/** `run`, `run or fetch`, `run, fetch or toy`. */
+function kindNames(kinds: readonly StepKind[], or = "or"): string {
+  const names = kinds.map((k) => k.key);
+  return names.length < 2
+    ? names.join("")
+    : `${names.slice(0, -1).join(", ")} ${or} ${names.at(-1)}`;
+}
+
+/** One kind per step, and no key that belongs to another kind. */
+function checkStepShape(s: StepInput, i: number, problems: Problem[]): void {
   const at = (...p: (string | number)[]): Path => ["steps", i, ...p];
   const name = `step "${s.id}"`;
-  if (s.run !== undefined && s.fetch !== undefined) {
+  const kinds = stepKinds();
+  const present = kinds.filter((k) => s[k.key] !== undefined);
+  if (present.length > 1) {
     problems.push({
-      path: at("fetch"),
+      path: at(present[1]!.key),
       at: "key",
-      message: `${name} has both run and fetch; a step is one or the other`,
+      message: `${name} has both ${kindNames(present, "and")}; a step is one or the other`,
     });
-  } else if (s.run === undefined && s.fetch === undefined) {
-    problems.push({
-      path: at(),
-      at: "value",
-      message: `${name} needs either "run" (a command) or "fetch" (a data set to bring home)`,
-    });
+  } else if (present.length === 0) {
+    const each = kinds.map((k) => `"${k.key}" (${k.summary})`);
+    const list = each.length < 2
+      ? each.join("")
+      : `${each.length > 2 ? "one of" : "either"} ${each.slice(0, -1).join(", ")} or ${
+        each.at(-1)
+      }`;
+    problems.push({ path: at(), at: "value", message: `${name} needs ${list}` });
   }
-  if (s.fetch && typeof s.fetch === "object") {
-    for (const k of ["shell", "background", "ready"] as const) {
-      if (s[k] !== undefined) {
-        problems.push({ path: at(k), at: "key", message: `"${k}" applies to run steps only` });
+  for (const kind of present) {
+    if (s[kind.key] === REJECTED) continue;
+    for (const other of kinds) {
+      if (other === kind) continue;
+      for (const k of Object.keys(other.schema)) {
+        if (k !== other.key && s[k] !== undefined) {
+          problems.push({
+            path: at(k),
+            at: "key",
+            message: `"${k}" applies to ${other.key} steps only`,
+          });
+        }
       }
-    }
-    const f = s.fetch;
-    if ((f.from === undefined) === (f.run === undefined)) {
-      problems.push({
-        path: at("fetch"),
-        at: "value",
-        message: f.from === undefined
-          ? `the fetch of ${name} needs "from" (a source) or "run" (a command writing under $THAW_TO)`
-          : `the fetch of ${name} has both "from" and "run"; use one`,
-      });
-    }
-  }
-  if (s.background && !s.ready) {
-    problems.push({
-      path: at("background"),
-      at: "key",
-      message: `${name} runs in the background but has no "ready" probe to tell when it is up`,
-    });
-  }
-  if (s.ready && typeof s.ready === "object") {
-    const kinds = (["http", "tcp", "run"] as const).filter((k) => s.ready![k] !== undefined);
-    if (kinds.length !== 1) {
-      problems.push({
-        path: at("ready"),
-        at: "value",
-        message: kinds.length === 0
-          ? `the ready probe of ${name} needs one of http, tcp or run`
-          : `the ready probe of ${name} has ${kinds.join(" and ")}; use exactly one`,
-      });
-    }
-    const tcp = s.ready.tcp;
-    if (
-      tcp !== undefined && !tcp.includes("${{") &&
-      !/^[^\s:]+:\d{1,5}$|^\[[^\]]+\]:\d{1,5}$/.test(tcp)
-    ) {
-      problems.push({
-        path: at("ready", "tcp"),
-        at: "value",
-        message: `tcp: expected host:port, got "${tcp}"`,
-      });
-    }
-    const http = s.ready.http;
-    if (http !== undefined && !/^(https?:\/\/|\$\{\{)/.test(http)) {
-      problems.push({
-        path: at("ready", "http"),
-        at: "value",
-        message: `http: expected an http:// or https:// URL, got "${http}"`,
-      });
     }
   }
 }

@@ -10,9 +10,11 @@
  *
  * @module
  */
+import { type KindStep, stepKind } from "../../steps/kind.ts";
 import { RunbookErrors } from "./errors.ts";
 import type { Reference, Template } from "./expressions.ts";
 import { locateProblems } from "./load.ts";
+import { notifyEnvUses } from "../notify/resolve.ts";
 import type { Runbook } from "./model.ts";
 import { parseSource, type Path } from "./source.ts";
 import type { Problem } from "./validate.ts";
@@ -41,6 +43,14 @@ function envUses(runbook: Runbook): EnvUse[] {
   runbook.steps.forEach((s, i) => {
     for (const [k, t] of Object.entries(s.env)) add(t, ["steps", i, "env", k]);
     add(s.approval, ["steps", i, "approval"]);
+    const plugin = s as KindStep;
+    if (plugin.kind !== "run" && plugin.kind !== "fetch") {
+      // A kind registered by a plug-in says where its templates are.
+      for (const u of stepKind(plugin.kind).templates(plugin)) {
+        add(u.template, ["steps", i, ...u.path]);
+      }
+      return;
+    }
     if (s.kind === "run") {
       add(s.run, ["steps", i, "run"]);
       if (s.ready) add(s.ready.target, ["steps", i, "ready", s.ready.kind]);
@@ -53,6 +63,7 @@ function envUses(runbook: Runbook): EnvUse[] {
       else add(src.location, ["steps", i, "fetch", "from", ...(list ? [j] : [])]);
     });
   });
+  uses.push(...notifyEnvUses(runbook.notify));
   return uses;
 }
 

@@ -7,8 +7,12 @@ import { isAbsolute, resolve } from "node:path";
 import { checkRunbook, needsOf } from "./check.ts";
 import { RunbookError, RunbookErrors, UsageError } from "./errors.ts";
 import { parseTemplate, type Template } from "./expressions.ts";
-import type { FetchStep, Probe, Runbook, RunStep, Source, Step } from "./model.ts";
-import { type RunbookInput, RunbookSchema } from "./schema.ts";
+import { modelHosts } from "./hosts.ts";
+import { serviceLevelModel } from "../service_level/schema.ts";
+import { notifyModel } from "../notify/model.ts";
+import type { Runbook, Step, StepBase } from "./model.ts";
+import { type RunbookInput, runbookSchema } from "./schema.ts";
+import { type ModelContext, stepKinds } from "../../steps/kind.ts";
 import { type Locator, parseSource, type Path, pathKey } from "./source.ts";
 import { didYouMean } from "./suggest.ts";
 import { parseBandwidth, parseDuration, parseSize, UnitError } from "./units.ts";
@@ -103,7 +107,7 @@ export function parseRunbook(text: string, file: string, options: LoadOptions = 
         }`,
     }]);
   }
-  const result = RunbookSchema.safeParse(value);
+  const result = runbookSchema().safeParse(value);
   if (!result.success) {
     // Report the whole-document problems too, on what the schema did accept.
     const issues = result.error.issues;
@@ -186,11 +190,12 @@ function buildModel(
   const env: Record<string, Template> = {};
   for (const [k, v] of Object.entries(doc.env ?? {})) env[k] = t(v);
 
+  const kinds = stepKinds();
   const steps: Step[] = doc.steps.map((s, i) => {
     const at = (...p: (string | number)[]) => (): Path => ["steps", i, ...p];
     const stepEnv: Record<string, Template> = {};
     for (const [k, v] of Object.entries(s.env ?? {})) stepEnv[k] = t(v);
-    const base = {
+    const base: StepBase = {
       id: s.id,
       index: i,
       needs: needsOf(s),
@@ -204,47 +209,19 @@ function buildModel(
       skip: skip.has(s.id),
       user: s.user,
       idempotent: s.idempotent ?? false,
-    } as const;
-    if (s.fetch) {
-      const f = s.fetch;
-      const from: Source[] = f.run !== undefined
-        ? [{ kind: "run", command: t(f.run) }]
-        : (typeof f.from === "string" ? [f.from] : f.from ?? []).map((src) => ({
-          kind: "location",
-          location: t(src),
-        }));
-      const step: FetchStep = {
-        ...base,
-        kind: "fetch",
-        from,
-        to: t(f.to),
-        size: unit(at("fetch", "size"), parseSize, f.size),
-        rate: unit(at("fetch", "rate"), parseBandwidth, f.rate),
-        sha256: f.sha256,
-        local: f.local ?? false,
-      };
-      return step;
-    }
-    let ready: Probe | undefined;
-    if (s.ready) {
-      const kind = (["http", "tcp", "run"] as const).find((k) => s.ready![k] !== undefined) ??
-        "run";
-      ready = {
-        kind,
-        target: t(s.ready[kind] ?? ""),
-        timeout: unit(at("ready", "timeout"), parseDuration, s.ready.timeout) ?? 60,
-        interval: unit(at("ready", "interval"), parseDuration, s.ready.interval) ?? 0.25,
-      };
-    }
-    const step: RunStep = {
-      ...base,
-      kind: "run",
-      run: t(s.run ?? ""),
-      shell: s.shell ?? "bash",
-      background: s.background ?? false,
-      ready,
+      ...(s.on !== undefined ? { on: s.on } : {}),
     };
-    return step;
+    const ctx: ModelContext = {
+      template: t,
+      duration: (path, v) => unit(at(...path), parseDuration, v),
+      size: (path, v) => unit(at(...path), parseSize, v),
+      bandwidth: (path, v) => unit(at(...path), parseBandwidth, v),
+    };
+    // A valid step has exactly one kind. Otherwise problems were reported, and each kind present
+    // (or the first, with none) still models its keys, for the problems of their values.
+    const present = kinds.filter((k) => s[k.key] !== undefined);
+    const fields = (present.length ? present : kinds.slice(0, 1)).map((k) => k.model(s, ctx));
+    return { ...base, ...fields[0] } as Step;
   });
 
   const milestones: Record<string, number> = {};
@@ -268,6 +245,9 @@ function buildModel(
     vars,
     env,
     drill,
+    hosts: modelHosts(doc.hosts, (path, v) => unit(() => path, parseBandwidth, v)),
+    serviceLevel: serviceLevelModel(doc.service_level),
+    notify: notifyModel(doc.notify),
     steps,
     text,
   };

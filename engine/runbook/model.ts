@@ -4,8 +4,12 @@
  * @module
  */
 import type { Template } from "./expressions.ts";
+import type { Host } from "./hosts.ts";
+import type { ServiceLevelProbe } from "../service_level/schema.ts";
+import type { Webhook } from "../notify/model.ts";
 import type { Strategy } from "./schema.ts";
 
+export type { Host } from "./hosts.ts";
 export type { Strategy } from "./schema.ts";
 
 /** A loaded, valid runbook. Durations are seconds, sizes bytes, bandwidths bytes per second. */
@@ -26,6 +30,12 @@ export interface Runbook {
   readonly env: Readonly<Record<string, Template>>;
   /** Whether the drill overrides are applied. */
   readonly drill: boolean;
+  /** The hosts steps may run on (`on:`), by name (revision 3); empty when none. */
+  readonly hosts: Readonly<Record<string, Host>>;
+  /** Probes sampled while data still arrives (revision 4); empty when none. */
+  readonly serviceLevel: readonly ServiceLevelProbe[];
+  /** The webhooks told what happens in a live run (`notify:`); empty when none. */
+  readonly notify: readonly Webhook[];
   readonly steps: readonly Step[];
   /** The text the runbook was loaded from, to point at problems found after loading. */
   readonly text: string;
@@ -57,6 +67,8 @@ export interface StepBase {
   readonly user?: string;
   /** Safe to run again after the engine died while it ran (revision 2). */
   readonly idempotent: boolean;
+  /** The host of `Runbook.hosts` the step runs on (revision 3); this machine when absent. */
+  readonly on?: string;
 }
 
 /** A step that runs a command. */
@@ -72,7 +84,7 @@ export interface RunStep extends StepBase {
 export interface FetchStep extends StepBase {
   readonly kind: "fetch";
   /** Sources tried in order (backup tiers). */
-  readonly from: readonly Source[];
+  readonly from: readonly FetchSource[];
   readonly to: Template;
   readonly size?: number;
   readonly rate?: number;
@@ -81,14 +93,17 @@ export interface FetchStep extends StepBase {
   readonly local: boolean;
 }
 
-/** Any step. */
+/**
+ * Any step of the built-in kinds. (A step of a kind registered by a plug-in has the common fields
+ * of {@linkcode StepBase}, its `kind` and its kind's fields; see `steps/kind.ts`.)
+ */
 export type Step = RunStep | FetchStep;
 
 /**
  * Where a fetch's data comes from: a location (`http(s)://`, `file://` or a path, told apart
  * once its expressions are resolved) or a command that writes under `$THAW_TO`.
  */
-export type Source =
+export type FetchSource =
   | { readonly kind: "location"; readonly location: Template }
   | { readonly kind: "run"; readonly command: Template };
 

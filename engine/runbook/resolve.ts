@@ -4,20 +4,23 @@
  *
  * @module
  */
-import { basename, dirname, isAbsolute, resolve } from "node:path";
+import { dirname, isAbsolute, resolve } from "node:path";
 import type { Reference, Template } from "./expressions.ts";
 import { renderTemplate } from "./expressions.ts";
 import type { FetchStep, Probe, Runbook, RunStep, Step } from "./model.ts";
 import { renderCommand } from "./shell.ts";
 import { UsageError } from "./errors.ts";
 import { runbookEnv } from "./env_check.ts";
-import type { FetchSpec, ProbeSpec, RunSpec, SourceSpec } from "../../steps/types.ts";
+import type { FetchSpec, ProbeSpec, RunSpec } from "../../steps/types.ts";
+import { type SpecContext, stepKind } from "../../steps/kind.ts";
+import { probeSpec, runKind } from "../../steps/run/kind.ts";
+import { fetchKind, temporaryName } from "../../steps/fetch/kind.ts";
 
 /** The directory of the Deno running thaw. */
 const DENO_DIR = dirname(Deno.execPath());
 
 /** Resolves the steps of one run of a runbook. */
-export class Resolver {
+export class Resolver implements SpecContext {
   readonly runbook: Runbook;
   readonly run: string;
   /** The environment of the engine's process, as given. */
@@ -46,13 +49,7 @@ export class Resolver {
     for (const t of Object.values(runbook.env)) check(t);
     for (const s of runbook.steps) {
       for (const t of Object.values(s.env)) check(t);
-      if (s.kind === "run") {
-        check(s.run);
-        if (s.ready) check(s.ready.target);
-      } else {
-        check(s.to);
-        for (const src of s.from) check(src.kind === "run" ? src.command : src.location);
-      }
+      for (const { template } of stepKind(s.kind).templates(s)) check(template);
     }
     if (missing.size) {
       const names = [...missing].sort().map((n) => `env.${n}`).join(", ");
@@ -75,8 +72,10 @@ export class Resolver {
         return this.runbook.vars[ref.name] ?? "";
       case "env":
         return this.#env[ref.name] ?? this.processEnv[ref.name] ?? "";
-      case "steps":
-        return this.to(this.#index.get(ref.name) as FetchStep);
+      case "steps": {
+        const step = this.#index.get(ref.name);
+        return step ? stepKind(step.kind).destination?.(step, this) ?? "" : "";
+      }
       case "run":
         return this.run;
     }
@@ -94,7 +93,7 @@ export class Resolver {
 
   /** The absolute destination of a fetch. */
   to(step: FetchStep): string {
-    return this.path(this.text(step.to));
+    return fetchKind.destination!(step, this);
   }
 
   /** A path resolved against the runbook's directory. */
@@ -104,12 +103,30 @@ export class Resolver {
 
   /** The temporary name a fetch writes to before the rename, beside `to`. */
   tmp(step: FetchStep): string {
-    const to = this.to(step);
-    return resolve(dirname(to), `.${basename(to)}.thaw-${this.run}.part`);
+    return temporaryName(this.to(step), this.run);
   }
 
-  /** The environment of a step's commands. */
+  /**
+   * The directory a step's commands run in: the runbook's; none for a step on a host (`on:`),
+   * whose commands run in the login directory there (the runbook's directory is this machine's).
+   */
+  cwd(step: Step): string | undefined {
+    return step.on === undefined ? this.runbook.dir : undefined;
+  }
+
+  /**
+   * The environment of a step's commands. On a host (`on:`), only what the runbook sets (its
+   * `env`, the step's `env`, `THAW_RUN_ID`, `THAW_STEP`): the host's login environment gives the
+   * rest (PATH, HOME), never this machine's.
+   */
   env(step: Step): Record<string, string> {
+    if (step.on !== undefined) {
+      const env: Record<string, string> = { ...this.#env };
+      for (const [k, t] of Object.entries(step.env)) env[k] = this.text(t);
+      env.THAW_RUN_ID = this.run;
+      env.THAW_STEP = step.id;
+      return env;
+    }
     const env: Record<string, string> = { ...this.processEnv, ...this.#env };
     for (const [k, t] of Object.entries(step.env)) env[k] = this.text(t);
     // The Deno that runs thaw is on PATH for steps, even when thaw was started through npx.
@@ -121,55 +138,37 @@ export class Resolver {
     return env;
   }
 
+  /**
+   * What one run of `step` does, its expressions resolved: what its kind's `execute` takes.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { parseRunbook } from "./load.ts";
+   * import { Resolver } from "./resolve.ts";
+   * const text = "runbook: 1\nname: x\nsteps:\n  - id: a\n    run: echo ${{ run.id }}\n";
+   * const rb = parseRunbook(text, "/srv/x.yaml", { dir: "/srv" });
+   * const spec = new Resolver(rb, "r1", {}).spec(rb.steps[0]!) as { command: string };
+   * assert.match(spec.command, /^echo '?r1'?$/);
+   * ```
+   */
+  spec(step: Step): unknown {
+    return stepKind(step.kind).spec(step, this);
+  }
+
   /** What a run step runs. */
   runSpec(step: RunStep): RunSpec {
-    const spec: RunSpec = {
-      command: this.command(step.run),
-      shell: step.shell,
-      retries: step.retries,
-      background: step.background,
-    };
-    return {
-      ...spec,
-      ...(step.timeout !== undefined ? { timeoutMs: step.timeout * 1000 } : {}),
-      ...(step.ready ? { ready: this.probe(step.ready) } : {}),
-      ...(step.user !== undefined ? { user: step.user } : {}),
-    };
+    return runKind.spec(step, this);
   }
 
   /** A readiness probe. */
   probe(p: Probe): ProbeSpec {
-    return {
-      kind: p.kind,
-      target: p.kind === "run" ? this.command(p.target) : this.text(p.target),
-      timeoutMs: p.timeout * 1000,
-      intervalMs: p.interval * 1000,
-    };
+    return probeSpec(p, this);
   }
 
   /** What a fetch step fetches. */
   fetchSpec(step: FetchStep): FetchSpec {
-    const sources: SourceSpec[] = step.from.map((s) => {
-      if (s.kind === "run") {
-        const user = step.user !== undefined ? { user: step.user } : {};
-        return { kind: "run", command: this.command(s.command), shell: "bash", ...user };
-      }
-      const loc = this.text(s.location);
-      return {
-        kind: "location",
-        location: /^[a-z][a-z0-9+.-]*:\/\//i.test(loc) ? loc : this.path(loc),
-      };
-    });
-    return {
-      sources,
-      to: this.to(step),
-      tmp: this.tmp(step),
-      retries: step.retries,
-      ...(step.size !== undefined ? { size: step.size } : {}),
-      ...(step.sha256 !== undefined ? { sha256: step.sha256.toLowerCase() } : {}),
-      ...(step.timeout !== undefined ? { timeoutMs: step.timeout * 1000 } : {}),
-      ...(step.user !== undefined ? { user: step.user } : {}),
-    };
+    return fetchKind.spec(step, this);
   }
 
   /** The approval text of a step, if it waits for one. */

@@ -2,23 +2,29 @@
  * The runbook format as one zod schema: the source of both the validator and the JSON Schema
  * that `thaw schema` prints and editors use.
  *
- * The schema checks shape, types and units; what needs the whole document (ids, needs, cycles,
- * expressions) is checked in `load.ts`.
+ * A step's keys come from the step kinds registered (`steps/kind.ts`): each kind brings its own
+ * key (`run`, `fetch`) and the keys that apply to its steps only; the schema is rebuilt when a kind
+ * is registered. The schema checks shape, types and units; what needs the whole document (ids,
+ * needs, cycles, expressions) is checked in `check.ts`.
  *
  * @module
  */
 import { z } from "zod";
+import "../../steps/builtin.ts";
 import {
-  BANDWIDTH_PATTERN,
-  DURATION_PATTERN,
-  parseBandwidth,
-  parseDuration,
-  parseSize,
-  SIZE_PATTERN,
-} from "./units.ts";
+  type RawStep,
+  RegistryError,
+  reserveStepKeys,
+  type StepKind,
+  stepKinds,
+  stepKindsVersion,
+} from "../../steps/kind.ts";
+import { bandwidth, duration, hostName, scalar, stepId, text } from "./schema_parts.ts";
+import { hostsSchema } from "./hosts.ts";
+import { serviceLevelSchema } from "../service_level/schema.ts";
+import { notifySchema } from "../notify/schema.ts";
 
-/** Step ids: `[a-z0-9][a-z0-9_-]*`. */
-export const STEP_ID_PATTERN = "^[a-z0-9][a-z0-9_-]*$";
+export { STEP_ID_PATTERN } from "./schema_parts.ts";
 /** Runbook names: `[a-z0-9][a-z0-9-]*`. */
 export const NAME_PATTERN = "^[a-z0-9][a-z0-9-]*$";
 /** Names of vars (used as `${{ vars.NAME }}`). */
@@ -31,65 +37,14 @@ export const STRATEGIES = ["serial", "lazy", "aggressive"] as const;
 /** How thaw schedules fetches against run steps. */
 export type Strategy = typeof STRATEGIES[number];
 
-// Messages tagged `unit:` are replaced by the unit parser's own explanation in load.ts. A value of
-// the right shape is parsed too, so one out of range (too large) is reported with the rest.
-const parses = (parse: (text: string) => number) => (text: string) => {
-  try {
-    parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const unit = (pattern: string, tag: string, parse: (text: string) => number) =>
-  z.string().regex(new RegExp(pattern), { message: tag, abort: true })
-    .refine(parses(parse), tag);
-const duration = unit(DURATION_PATTERN, "unit:duration", parseDuration)
-  .meta({ description: "A duration: 250ms, 30s, 5m, 1h30m, 2d", examples: ["30s", "1h30m"] });
-const size = unit(SIZE_PATTERN, "unit:size", parseSize)
-  .meta({ description: "A size: B, KB/MB/GB/TB (1000), KiB/MiB/GiB/TiB (1024)" });
-const bandwidth = unit(BANDWIDTH_PATTERN, "unit:bandwidth", parseBandwidth)
-  .meta({ description: "A bandwidth: 12.5MB/s, 100Mbit/s, 1Gbps, 800kbps" });
-const stepId = z.string().regex(new RegExp(STEP_ID_PATTERN), "pattern:step id");
-const scalar = z.union([z.string(), z.number(), z.boolean()])
-  .meta({ description: "A string (numbers and booleans are taken as their text)" });
-const text = z.string();
-
-const ready = z.strictObject({
-  http: text.optional().meta({ description: "URL that must answer 2xx" }),
-  tcp: text.optional().meta({ description: "host:port that must accept a connection" }),
-  run: text.optional().meta({ description: "command that must exit 0" }),
-  timeout: duration.optional().meta({ description: "how long to keep probing (default 1m)" }),
-  interval: duration.optional().meta({ description: "time between probes (default 250ms)" }),
-}).meta({ description: "A probe that must pass for the step to be done: one of http, tcp, run" });
-
-const fetch = z.strictObject({
-  from: z.union([text, z.array(text).min(1)]).optional()
-    .meta({ description: "A source, or a list of sources tried in order (backup tiers)" }),
-  run: text.optional()
-    .meta({ description: "A command that writes the data set under $THAW_TO" }),
-  to: text.meta({ description: "Destination, relative to the runbook's directory" }),
-  size: size.optional().meta({ description: "Expected size, when the source cannot tell" }),
-  rate: bandwidth.optional().meta({ description: "How fast the source delivers on its own" }),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, "pattern:sha256").optional()
-    .meta({ description: "Checked before the step is done (64 lowercase hex digits)" }),
-  local: z.boolean().optional()
-    .meta({
-      description: "Crosses no link (a local copy, a clone): not paced, not in link bounds",
-    }),
-});
-
-const step = z.strictObject({
+// A step is its id and needs, the keys of the step kinds (the kinds' own keys first, then the
+// keys that apply to one kind only), then what every step may have.
+const stepHead = {
   id: stepId.meta({ description: "Unique id: [a-z0-9][a-z0-9_-]*" }),
   needs: z.union([stepId, z.array(stepId)]).optional()
     .meta({ description: "Steps that must be done first" }),
-  run: text.optional().meta({ description: "A command (run step)" }),
-  fetch: fetch.optional().meta({ description: "A data set to bring home (fetch step)" }),
-  shell: z.string().regex(/^\S+$/, "pattern:shell").optional()
-    .meta({ description: "Shell for run (default bash)" }),
-  background: z.boolean().optional()
-    .meta({ description: "Keep running after ready passes (a service)" }),
-  ready: ready.optional(),
+};
+const stepTail = {
   timeout: duration.optional(),
   retries: z.int().min(0).max(100).optional()
     .meta({ description: "Attempts after the first, with exponential backoff" }),
@@ -102,7 +57,30 @@ const step = z.strictObject({
     .meta({ description: "Run the step's commands as this system user (needs root)" }),
   idempotent: z.boolean().optional()
     .meta({ description: "Safe to run again after it was interrupted (default false)" }),
-});
+  on: hostName.optional()
+    .meta({ description: "Run the step on this host of `hosts` (default: this machine)" }),
+};
+
+/** The keys every step may have, whatever its kind; no step kind may bring one of them. */
+export const COMMON_STEP_KEYS: readonly string[] = [
+  ...Object.keys(stepHead),
+  ...Object.keys(stepTail),
+];
+reserveStepKeys(COMMON_STEP_KEYS);
+
+/** The schema of a step, with the keys of `kinds`. */
+function stepSchema(kinds: readonly StepKind[]) {
+  const own: Record<string, z.ZodType> = {}, options: Record<string, z.ZodType> = {};
+  for (const kind of kinds) {
+    for (const [key, schema] of Object.entries(kind.schema)) {
+      if (COMMON_STEP_KEYS.includes(key)) {
+        throw new RegistryError(`step kind "${kind.key}": "${key}" is a key of every step`);
+      }
+      (key === kind.key ? own : options)[key] = schema;
+    }
+  }
+  return z.strictObject({ ...stepHead, ...own, ...options, ...stepTail });
+}
 
 const objectives = z.strictObject({
   rto: duration.optional().meta({ description: "TTR must not exceed this" }),
@@ -115,8 +93,56 @@ const drill = z.strictObject({
   skip: z.array(stepId).optional().meta({ description: "Steps simulated, never run, in drills" }),
 });
 
+/** The schema of a runbook file whose steps are of `kinds`. */
+function buildSchema(kinds: readonly StepKind[]) {
+  return z.strictObject({
+    runbook: z.literal(1).meta({ description: "Format version; only 1 exists" }),
+    name: z.string().regex(new RegExp(NAME_PATTERN), "pattern:name"),
+    description: text.optional(),
+    objectives: objectives.optional(),
+    strategy: z.enum(STRATEGIES).optional(),
+    bandwidth: bandwidth.optional().meta({ description: "Capacity of the shared link" }),
+    parallelism: z.int().min(1).max(10000).optional()
+      .meta({ description: "Most run steps at once (default 8)" }),
+    vars: z.record(z.string().regex(new RegExp(VAR_PATTERN), "pattern:var name"), scalar)
+      .optional(),
+    env: z.record(z.string().regex(new RegExp(ENV_PATTERN), "pattern:env name"), scalar)
+      .optional(),
+    drill: drill.optional(),
+    hosts: hostsSchema.optional(),
+    service_level: serviceLevelSchema.optional(),
+    notify: notifySchema.optional(),
+    steps: z.array(stepSchema(kinds)).min(1),
+  }).meta({
+    title: "thaw runbook",
+    description: "A recovery graph of fetch steps and run steps (thaw runbook format version 1)",
+  });
+}
+
+let built: { version: number; schema: ReturnType<typeof buildSchema> } | undefined;
+
 /**
- * The schema of a runbook file (format version 1).
+ * The schema of a runbook file (format version 1) with the step kinds registered now; rebuilt
+ * when a kind is registered or taken out.
+ *
+ * @example
+ * ```ts
+ * import { runbookSchema } from "./schema.ts";
+ * import assert from "node:assert/strict";
+ * const r = runbookSchema().safeParse({ runbook: 1, name: "x", steps: [{ id: "a", run: "true" }] });
+ * assert(r.success);
+ * ```
+ * @throws {RegistryError} when a step kind brings a key every step has.
+ */
+export function runbookSchema(): ReturnType<typeof buildSchema> {
+  const version = stepKindsVersion();
+  if (built?.version !== version) built = { version, schema: buildSchema(stepKinds()) };
+  return built.schema;
+}
+
+/**
+ * The schema of a runbook file with the built-in step kinds (`run`, `fetch`); see
+ * {@linkcode runbookSchema} for the one with every kind registered now.
  *
  * @example
  * ```ts
@@ -126,46 +152,47 @@ const drill = z.strictObject({
  * assert(r.success);
  * ```
  */
-export const RunbookSchema = z.strictObject({
-  runbook: z.literal(1).meta({ description: "Format version; only 1 exists" }),
-  name: z.string().regex(new RegExp(NAME_PATTERN), "pattern:name"),
-  description: text.optional(),
-  objectives: objectives.optional(),
-  strategy: z.enum(STRATEGIES).optional(),
-  bandwidth: bandwidth.optional().meta({ description: "Capacity of the shared link" }),
-  parallelism: z.int().min(1).max(10000).optional()
-    .meta({ description: "Most run steps at once (default 8)" }),
-  vars: z.record(z.string().regex(new RegExp(VAR_PATTERN), "pattern:var name"), scalar)
-    .optional(),
-  env: z.record(z.string().regex(new RegExp(ENV_PATTERN), "pattern:env name"), scalar)
-    .optional(),
-  drill: drill.optional(),
-  steps: z.array(step).min(1),
-}).meta({
-  title: "thaw runbook",
-  description: "A recovery graph of fetch steps and run steps (thaw runbook format version 1)",
-});
+export const RunbookSchema: ReturnType<typeof buildSchema> = runbookSchema();
 
+const typedStep = z.strictObject({ ...stepHead, ...stepTail });
+/** A step as written, after validation of its shape: the common keys typed, the kinds' raw. */
+export type StepInput = z.infer<typeof typedStep> & RawStep;
 /** A runbook file as written, after validation of its shape. */
-export type RunbookInput = z.infer<typeof RunbookSchema>;
-/** A step as written. */
-export type StepInput = z.infer<typeof step>;
-
-/** The keys each kind of mapping allows, for "did you mean" on unknown keys. */
-export const KEYS = {
-  root: Object.keys(RunbookSchema.shape),
-  step: Object.keys(step.shape),
-  fetch: Object.keys(fetch.shape),
-  ready: Object.keys(ready.shape),
-  objectives: Object.keys(objectives.shape),
-  drill: Object.keys(drill.shape),
-} as const;
-
-/** Keys that only run steps may have. */
-export const RUN_ONLY_KEYS = ["shell", "background", "ready"] as const;
+export type RunbookInput = Omit<z.infer<typeof RunbookSchema>, "steps"> & {
+  steps: StepInput[];
+};
 
 /**
- * The JSON Schema of the format, generated from {@link RunbookSchema}.
+ * The keys the mapping at `path` of a runbook allows (none where it is not a mapping of known
+ * keys), for "did you mean" on unknown keys.
+ *
+ * @example
+ * ```ts
+ * import { keysAt } from "./schema.ts";
+ * import assert from "node:assert/strict";
+ * assert(keysAt(["steps", 0, "fetch"]).includes("sha256"));
+ * assert.deepEqual(keysAt(["steps", 0, "env"]), []);
+ * ```
+ */
+export function keysAt(path: readonly (string | number)[]): string[] {
+  let schema: z.ZodType | undefined = runbookSchema();
+  for (const p of path) {
+    while (schema instanceof z.ZodOptional) schema = schema.unwrap() as z.ZodType;
+    if (schema instanceof z.ZodRecord && typeof p === "string") {
+      schema = schema.valueType as z.ZodType; // hosts.NAME
+    } else if (schema instanceof z.ZodObject && typeof p === "string") {
+      schema = (schema.shape as Record<string, z.ZodType>)[p];
+    } else if (schema instanceof z.ZodArray && typeof p === "number") {
+      schema = schema.element as z.ZodType;
+    } else return [];
+  }
+  while (schema instanceof z.ZodOptional) schema = schema.unwrap() as z.ZodType;
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : [];
+}
+
+/**
+ * The JSON Schema of the format, generated from {@link runbookSchema} (every step kind
+ * registered now).
  *
  * @example
  * ```ts
@@ -175,5 +202,5 @@ export const RUN_ONLY_KEYS = ["shell", "background", "ready"] as const;
  * ```
  */
 export function jsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(RunbookSchema, { io: "input", unrepresentable: "any" });
+  return z.toJSONSchema(runbookSchema(), { io: "input", unrepresentable: "any" });
 }

@@ -4,7 +4,8 @@
  * @module
  */
 import type { z } from "zod";
-import { KEYS } from "./schema.ts";
+import { keysAt } from "./schema.ts";
+import { stepKinds } from "../../steps/kind.ts";
 import type { Path } from "./source.ts";
 import { didYouMean } from "./suggest.ts";
 import { parseBandwidth, parseDuration, parseSize } from "./units.ts";
@@ -72,6 +73,9 @@ const PATTERNS: Record<string, string> = {
   sha256: "64 lowercase hexadecimal digits",
   shell: "a program name or path, without spaces",
   user: 'a system user name (letters, digits, "_", ".", "-")',
+  "host name": 'lowercase letters, digits, "-" and "_", starting with a letter or digit',
+  "ssh destination": 'USER@HOST or a host, without spaces, not starting with "-"',
+  "header name": 'an HTTP header name (letters, digits, "-")',
 };
 
 /** Where a mapping at `path` is, for messages: "in step \"restore-db\"". */
@@ -81,6 +85,9 @@ export function whereIs(input: unknown, path: Path): string {
     return typeof id === "string" ? `step "${id}"` : `step ${i + 1}`;
   };
   if (path.length === 0) return "at the top level";
+  if (path[0] === "hosts" && typeof path[1] === "string" && path.length === 2) {
+    return `in host "${path[1]}"`;
+  }
   if (path[0] === "steps" && typeof path[1] === "number") {
     if (path.length === 2) return `in ${stepName(path[1])}`;
     if (path[2] === "fetch") return `in the fetch of ${stepName(path[1])}`;
@@ -90,13 +97,7 @@ export function whereIs(input: unknown, path: Path): string {
 }
 
 function keysFor(path: Path): readonly string[] {
-  if (path.length === 0) return KEYS.root;
-  if (path[0] === "steps" && path.length === 2) return KEYS.step;
-  if (path[0] === "steps" && path[2] === "fetch") return KEYS.fetch;
-  if (path[0] === "steps" && path[2] === "ready") return KEYS.ready;
-  if (path[0] === "objectives") return KEYS.objectives;
-  if (path[0] === "drill") return KEYS.drill;
-  return [];
+  return keysAt(path);
 }
 
 function keyName(path: Path): string {
@@ -116,6 +117,9 @@ export const UNIT_KEYS: Readonly<Record<string, Unit>> = {
   interval: "duration",
   rto: "duration",
   btn: "duration",
+  every: "duration", // service_level
+  normal: "duration",
+  p95: "duration",
   size: "size",
   rate: "bandwidth",
   bandwidth: "bandwidth",
@@ -157,7 +161,8 @@ export function withoutRejected(input: unknown, issues: z.core.$ZodIssue[]): unk
       const last = p[p.length - 1]!;
       // Unknown keys and whole steps go; a present key with a bad value stays, as a marker.
       const keep = issue.code !== "unrecognized_keys" && typeof last === "string" &&
-        ["run", "fetch", "from", "to", "ready", "background"].includes(last);
+        (["from", "to", "ready", "background"].includes(last) ||
+          stepKinds().some((k) => k.key === last) || (p.length === 2 && p[0] === "hosts"));
       if (keep) (parent as Record<string, unknown>)[last] = REJECTED;
       else delete (parent as Record<string | number, unknown>)[last];
     }

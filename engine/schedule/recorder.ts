@@ -67,6 +67,7 @@ export class Recorder {
       const i = d.step;
       switch (d.type) {
         case "start":
+        case "wait": // reached, waiting for a person: its time counts from here
           if (Number.isNaN(this.start[i]!)) this.start[i] = now;
           break;
         case "freeze":

@@ -22,6 +22,8 @@ export interface StepReport {
   frozen_s: number;
   /** The milestone the step carries, if any. */
   milestone?: string;
+  /** The host it runs on (`on:`); absent: the machine that runs thaw. */
+  on?: string;
   /** Fetches: bytes brought home. */
   bytes?: number;
   /** Fetches: whether a frozen step demanded it. */
@@ -134,6 +136,7 @@ export function buildReport(input: ReportInput): Report {
       frozen_s: sec(recorder.frozen[i]!),
     };
     if (step.milestone !== undefined) r.milestone = step.milestone;
+    if (step.on !== undefined) r.on = step.on;
     const why = input.waiting?.(i);
     if (why) r.detail = why;
     if (graph.kind[i] === FETCH) {

@@ -2,8 +2,10 @@
  * The frozen-step scheduler: a pure state machine, the same in simulation and in live runs.
  *
  * Events go in ({@link Scheduler.complete}, {@link Scheduler.fail}, {@link Scheduler.cancel},
- * {@link Scheduler.setRate}); {@link Scheduler.decide} returns the decisions they lead to (start
- * a step, freeze or thaw one, demand a fetch, give a fetch its share of the link). The scheduler
+ * {@link Scheduler.setRate}, a person's {@link Scheduler.approve} and
+ * {@link Scheduler.doneByHand}); {@link Scheduler.decide} returns the decisions they lead to
+ * (start a step, hold one for a person, freeze or thaw one, demand a fetch, give a fetch its
+ * share of the link). The scheduler
  * holds no clock: its decisions depend only on the order of events, which is why a simulated
  * drill decides exactly what the live engine will.
  *
@@ -11,43 +13,13 @@
  */
 import { FETCH, type Graph, milestoneTarget, RUN } from "../plan/graph.ts";
 import { IndexedHeap } from "../plan/heap.ts";
+import { PersonGates, type WaitReason } from "./approvals.ts";
+import { type Decision, type SchedulerOptions, STATES, type StepState } from "./decision.ts";
 import type { Strategy } from "../runbook/schema.ts";
 
-/** Step states, as the report names them. */
-export const STATES = [
-  "pending",
-  "frozen",
-  "running",
-  "done",
-  "failed",
-  "skipped",
-  "cancelled",
-] as const;
-/** A step's state. */
-export type StepState = typeof STATES[number];
+export { type Decision, type SchedulerOptions, STATES, type StepState } from "./decision.ts";
 
 const PENDING = 0, FROZEN = 1, RUNNING = 2, DONE = 3, FAILED = 4, SKIPPED = 5, CANCELLED = 6;
-
-/** What the scheduler decided. `step` is an index into the graph. */
-export type Decision =
-  | { readonly type: "start"; readonly step: number }
-  | { readonly type: "freeze"; readonly step: number }
-  | { readonly type: "thaw"; readonly step: number }
-  | { readonly type: "demand"; readonly step: number }
-  /** The fetch may now use `rate` bytes per second of the link (0: pause it). */
-  | { readonly type: "share"; readonly step: number; readonly rate: number }
-  /** The step will not run: a step it needs failed (`isolate`), or the run was cancelled. */
-  | { readonly type: "skip"; readonly step: number }
-  | { readonly type: "cancel"; readonly step: number };
-
-/** How the scheduler runs a graph. */
-export interface SchedulerOptions {
-  readonly strategy: Strategy;
-  /** Most run steps at once. */
-  readonly parallelism: number;
-  /** Priority of each step (lower first), from the plan's analysis. */
-  readonly rank: Float64Array;
-}
 
 /**
  * Schedules one run of a graph.
@@ -101,6 +73,8 @@ export class Scheduler {
   #linkDirty = true;
   #aborted = false;
   #out: Decision[] = [];
+  /** Approval gates and interrupted steps: what holds a step for a person. */
+  readonly #gates: PersonGates;
 
   /** A scheduler at the start of a run of `graph`. */
   constructor(graph: Graph, options: SchedulerOptions) {
@@ -121,21 +95,11 @@ export class Scheduler {
     this.#linkQueue = new IndexedHeap(n);
     this.#serves = milestoneTarget(graph);
     this.#unfinished = n;
-    // Serial: a run step waits for every fetch, unless some fetch waits for it (a step that
-    // brings the backup site up must run before the data can come).
-    this.#serialGate = new Uint8Array(n);
-    const leadsToFetch = new Uint8Array(n);
-    for (let o = n - 1; o >= 0; o--) {
-      const i = graph.order[o]!;
-      for (let k = graph.depStart[i]!; k < graph.depStart[i + 1]!; k++) {
-        const d = graph.depList[k]!;
-        if (graph.kind[d] === FETCH || leadsToFetch[d]) leadsToFetch[i] = 1;
-      }
-      if (graph.kind[i] === FETCH) this.#serialLeft++;
-      else this.#serialGate[i] = leadsToFetch[i] ? 0 : 1;
-    }
+    this.#gates = new PersonGates(n, graph.gated);
+    this.#serialGate = serialGate(graph);
     for (let i = 0; i < n; i++) {
-      if (graph.kind[i] === RUN) this.#runLeft++;
+      if (graph.kind[i] === FETCH) this.#serialLeft++;
+      else this.#runLeft++;
       for (let k = graph.needStart[i]!; k < graph.needStart[i + 1]!; k++) {
         if (graph.kind[graph.needList[k]!] === RUN) this.#runNeedsLeft[i]!++;
         else this.#fetchNeedsLeft[i]!++;
@@ -221,26 +185,40 @@ export class Scheduler {
     if (this.#aborted) this.#stopPending(SKIPPED);
   }
 
-  /** Started run steps that wait for a person: they hold no run slot meanwhile. */
-  readonly #waitingForPerson = new Set<number>();
-
   /**
-   * Run step `i`, started, waits for a person (its approval, or it was running when a killed
-   * engine died): it gives its run slot back, so other steps may start meanwhile.
+   * Step `i` was running when its engine died and is not idempotent (resume): when it is reached
+   * again it waits for a person, lending its run slot meanwhile.
    */
-  waitForPerson(i: number): void {
-    if (this.#state[i] !== RUNNING || this.graph.kind[i] !== RUN) return;
-    if (this.#waitingForPerson.has(i)) return;
-    this.#waitingForPerson.add(i);
-    this.#running--;
+  interrupted(i: number): void {
+    if (this.graph.kind[i] === RUN) this.#gates.interrupt(i);
+  }
+
+  /** Why step `i` waits for a person now, if it does. */
+  waiting(i: number): WaitReason | undefined {
+    return this.#gates.waiting(i);
   }
 
   /**
-   * The person decided about step `i` (call before it completes or fails): it takes a run slot
-   * again, even beyond `parallelism` for a moment, since a person said go.
+   * A person approves step `i`. A waiting step starts at the next {@link decide} (taking a run
+   * slot again, even beyond `parallelism` for a while, since a person said go): true. Given
+   * before the step is reached, the approval counts when it is: false.
    */
-  personDecided(i: number): void {
-    if (this.#waitingForPerson.delete(i) && this.#state[i] === RUNNING) this.#running++;
+  approve(i: number): boolean {
+    if (!this.#gates.approve(i)) return false;
+    if (this.#state[i] !== RUNNING) return false;
+    if (this.graph.kind[i] === RUN) this.#running++;
+    this.#out.push({ type: "start", step: i });
+    return true;
+  }
+
+  /**
+   * A person did the work of waiting step `i` (`thaw done`): it is done, as {@link complete}
+   * makes it. False (and nothing changes) when the step does not wait for a person.
+   */
+  doneByHand(i: number): boolean {
+    if (this.#gates.waiting(i) === undefined || this.#state[i] !== RUNNING) return false;
+    this.complete(i);
+    return true;
   }
 
   /** Cancels the run: nothing more starts, running steps are to be stopped. */
@@ -259,7 +237,7 @@ export class Scheduler {
   setRate(i: number, bytesPerSecond: number): void {
     if (this.#rate[i] === bytesPerSecond) return;
     this.#rate[i] = bytesPerSecond;
-    if (this.graph.bandwidth === Infinity || this.graph.local[i]) {
+    if (this.#unqueued(i)) {
       if (this.#state[i] === RUNNING) this.#apply(i, bytesPerSecond);
     } else if (this.#linkQueue.has(i)) this.#linkDirty = true;
   }
@@ -270,8 +248,12 @@ export class Scheduler {
       while (this.#running < this.#parallelism && this.#runQueue.size > 0) {
         const i = this.#runQueue.pop();
         this.#state[i] = RUNNING;
-        this.#running++;
-        this.#out.push({ type: "start", step: i });
+        const reason = this.#gates.reach(i);
+        if (reason) this.#out.push({ type: "wait", step: i, reason }); // lends its slot
+        else {
+          this.#running++;
+          this.#out.push({ type: "start", step: i });
+        }
       }
     }
     if (this.#linkDirty) this.#shareLink();
@@ -285,9 +267,10 @@ export class Scheduler {
     this.#state[i] = to;
     this.#unfinished--;
     const g = this.graph;
+    const waited = this.#gates.release(i); // a step waiting for a person holds no run slot
     if (g.kind[i] === RUN) {
       this.#runLeft--;
-      if (from === RUNNING) this.#running--;
+      if (from === RUNNING && !waited) this.#running--;
       this.#runQueue.remove(i);
       if (this.#runLeft === 0 && this.strategy === "lazy") this.#admitAllFetches();
     } else {
@@ -391,7 +374,7 @@ export class Scheduler {
    */
   #admit(f: number): void {
     const g = this.graph;
-    if (g.bandwidth === Infinity || g.local[f]) {
+    if (this.#unqueued(f)) {
       // Every such fetch goes as fast as its source.
       this.#apply(f, this.#rate[f]!);
       return;
@@ -417,11 +400,16 @@ export class Scheduler {
     const bandwidth = this.graph.bandwidth;
     const next: number[] = [];
     let left = bandwidth;
-    while (q.size > 0 && left > bandwidth * 1e-12) {
+    // A host's own bandwidth (revision 3) is shared by the fetches landing there, the same way.
+    const { host, hostBandwidth } = this.graph;
+    const hostLeft = hostBandwidth && Float64Array.from(hostBandwidth);
+    while (q.size > 0 && (left === Infinity || left > bandwidth * 1e-12)) {
       const f = q.pop();
       next.push(f);
-      const r = Math.min(this.#rate[f]!, left);
+      const h = host?.[f] ?? -1;
+      const r = Math.min(this.#rate[f]!, left, h >= 0 ? hostLeft![h]! : Infinity);
       left -= r;
+      if (h >= 0) hostLeft![h]! -= r;
       this.#apply(f, r);
     }
     // Fetches that had a share and no longer do are paused.
@@ -433,13 +421,38 @@ export class Scheduler {
     this.#shared = next.filter((f) => this.#share[f]! > 0);
   }
 
+  /** A fetch that takes no place in the link's queue: `local`, or no link and no host cap. */
+  #unqueued(f: number): boolean {
+    const g = this.graph;
+    return g.local[f] === 1 || (g.bandwidth === Infinity && (g.host?.[f] ?? -1) < 0);
+  }
+
   #apply(f: number, rate: number): void {
     if (this.#share[f] === rate) return;
     if (this.#state[f] === PENDING && rate > 0) {
       this.#state[f] = RUNNING;
-      this.#out.push({ type: "start", step: f });
+      // A gated fetch waits for its approval with its share kept (a slow start, not a slow source).
+      const reason = this.#gates.reach(f);
+      this.#out.push(reason ? { type: "wait", step: f, reason } : { type: "start", step: f });
     }
     this.#share[f] = rate;
     this.#out.push({ type: "share", step: f, rate });
   }
+}
+
+/**
+ * Serial: 1 for the run steps that wait for every fetch, that is all of them but those some fetch
+ * waits for (a step that brings the backup site up must run before the data can come).
+ */
+function serialGate(graph: Graph): Uint8Array {
+  const gate = new Uint8Array(graph.n), leadsToFetch = new Uint8Array(graph.n);
+  for (let o = graph.n - 1; o >= 0; o--) {
+    const i = graph.order[o]!;
+    for (let k = graph.depStart[i]!; k < graph.depStart[i + 1]!; k++) {
+      const d = graph.depList[k]!;
+      if (graph.kind[d] === FETCH || leadsToFetch[d]) leadsToFetch[i] = 1;
+    }
+    if (graph.kind[i] !== FETCH) gate[i] = leadsToFetch[i] ? 0 : 1;
+  }
+  return gate;
 }

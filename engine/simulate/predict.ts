@@ -21,6 +21,7 @@ import type { Runbook, Strategy } from "../runbook/model.ts";
 import { sec } from "../schedule/report.ts";
 import { checkTimes, simulateGraph } from "./simulate.ts";
 import type { StepStateName } from "../store/types.ts";
+import { stepKind } from "../../steps/kind.ts";
 
 /** Where a live run stands, as the store knows it. */
 export interface Standing {
@@ -41,6 +42,12 @@ export interface StepStanding {
   readonly bytes?: number;
   /** Fetches: total size when the source told it (HTTP Content-Length), else null/undefined. */
   readonly total?: number | null;
+  /**
+   * A `running` step that waits for a person (its approval, or it was interrupted): it has not
+   * started its work. It is taken to be approved now (approvals are given at once), so its whole
+   * estimate is left.
+   */
+  readonly waiting?: boolean;
 }
 
 /** Predicted measures, seconds from the start of the run. */
@@ -55,7 +62,8 @@ export interface Prediction {
  * - Steps in state `done` are done at their `endS` (drill-skipped steps are stored as done).
  * - A fetch not done has `(total ?? estimated size) - bytes` left (at least 0).
  * - A `running` run step with a `startS` has `estimate - (elapsed - startS)` left (at least 0)
- *   and keeps its run slot; any other step not done is simulated as not started.
+ *   and keeps its run slot (its whole estimate when it waits for a person: approved now); any
+ *   other step not done is simulated as not started.
  * - If a step is `failed`, `skipped` or `cancelled`, the run will not get back to normal: both
  *   are null, except TTR when every milestone step is already done (then the actual TTR).
  *
@@ -118,7 +126,8 @@ export function predictRest(
   const size = new Map(options.estimates?.size);
   steps.forEach((s, i) => {
     const total = at[i]?.total;
-    if (s.kind === "fetch" && total !== null && total !== undefined) size.set(s.id, total);
+    const moves = stepKind(s.kind).figures(s).type === "data";
+    if (moves && total !== null && total !== undefined) size.set(s.id, total);
   });
   const graph = buildGraph(runbook, { ...options.estimates, size });
   checkTimes(runbook, graph, isDone);
@@ -132,7 +141,8 @@ export function predictRest(
     else if (graph.kind[i] === FETCH) {
       bytesLeft.set(i, Math.max(0, graph.size[i]! - (s?.bytes ?? 0)));
     } else if (s?.state === "running" && s.startS !== null) {
-      running.set(i, Math.max(0, graph.duration[i]! - (elapsed - s.startS)));
+      const ran = s.waiting ? 0 : elapsed - s.startS;
+      running.set(i, Math.max(0, graph.duration[i]! - ran));
     }
   }
   // In the order they finished (a stable sort keeps ties in topological order).

@@ -29,6 +29,12 @@ export interface SimulateOptions {
   estimates?: Estimates;
   /** The run id to report (a new one by default). */
   run?: string;
+  /**
+   * Seconds a person takes to approve a step with an `approval` gate once it is reached (it
+   * lends its run slot meanwhile, as in a live run). Default: approvals are given beforehand, so
+   * a gate never holds a step (runbooks/FORMAT.md: "approvals are given at once").
+   */
+  approvalWait?: number;
 }
 
 /** The outcome of one simulated run, before it becomes a report. */
@@ -60,7 +66,9 @@ export interface Simulation {
 export function simulate(runbook: Runbook, options: SimulateOptions = {}): Report {
   const { graph, analysis } = planGraph(runbook, options.estimates);
   const strategy = options.strategy ?? runbook.strategy;
-  const sim = simulateGraph(graph, analysis, strategy, runbook.parallelism);
+  const sim = simulateGraph(graph, analysis, strategy, runbook.parallelism, undefined, {
+    approvalWait: options.approvalWait,
+  });
   return simulatedReport(runbook, analysis, sim, options.run);
 }
 
@@ -156,7 +164,8 @@ export interface SimulationStart {
  * the share of the link the scheduler gives it, and shares change only at events.
  *
  * Only `analysis.rank` is used. With `from`, the simulation runs the rest of a run from where
- * it stands instead of the whole of it.
+ * it stands instead of the whole of it. Approval gates hold a step `approvalWait` seconds once it
+ * is reached (see {@link SimulateOptions.approvalWait}); by default they are approved beforehand.
  */
 export function simulateGraph(
   graph: Graph,
@@ -164,60 +173,123 @@ export function simulateGraph(
   strategy: Strategy,
   parallelism: number,
   from?: SimulationStart,
+  options: { readonly approvalWait?: number | undefined } = {},
 ): Simulation {
-  const n = graph.n;
   let rank = analysis.rank;
   if (from?.running.size) {
     // Running steps hold their slots: they start before any step still waiting for one.
     rank = Float64Array.from(rank);
-    for (const i of from.running.keys()) rank[i] = rank[i]! - n;
+    for (const i of from.running.keys()) rank[i] = rank[i]! - graph.n;
   }
   const scheduler = new Scheduler(graph, { strategy, parallelism, rank });
-  const recorder = new Recorder(graph);
-  const left = Float64Array.from(graph.size, (s) => (Number.isNaN(s) ? 0 : s));
-  const rate = new Float64Array(n), since = new Float64Array(n);
-  const events = new IndexedHeap(n);
-  let now = 0;
-  // A fetch with an unlimited share (a local copy, an unlimited link) moves nothing in no time.
-  const moved = (f: number) => (now > since[f]! ? rate[f]! * (now - since[f]!) : 0);
-  const bytesDone = (f: number) => graph.size[f]! - Math.max(0, left[f]! - moved(f));
-  const apply = (decisions: Decision[]) => {
-    recorder.record(decisions, now, bytesDone);
+  // By default a person approved every gate beforehand: none holds its step.
+  if (options.approvalWait === undefined) {
+    for (let i = 0; i < graph.n; i++) if (graph.gated?.[i]) scheduler.approve(i);
+  }
+  const recorder = new FluidRun(graph, scheduler, from, options.approvalWait).run();
+  return { graph, scheduler, recorder };
+}
+
+/** One simulated run: the scheduler's decisions carried out on a virtual clock and fluid link. */
+class FluidRun {
+  readonly #graph: Graph;
+  readonly #scheduler: Scheduler;
+  readonly #from: SimulationStart | undefined;
+  readonly #wait: number | undefined;
+  readonly #recorder: Recorder;
+  /** Bytes each fetch has left as of `#since`, moving at `#rate` since then. */
+  readonly #left: Float64Array;
+  readonly #rate: Float64Array;
+  readonly #since: Float64Array;
+  /** The next event of each step: its end, or (while it waits for a person) its approval. */
+  readonly #events: IndexedHeap;
+  /** 1 while a step waits for its approval. */
+  readonly #approving: Uint8Array;
+  #now = 0;
+
+  constructor(graph: Graph, scheduler: Scheduler, from?: SimulationStart, wait?: number) {
+    const n = graph.n;
+    this.#graph = graph;
+    this.#scheduler = scheduler;
+    this.#from = from;
+    this.#wait = wait;
+    this.#recorder = new Recorder(graph);
+    this.#left = Float64Array.from(graph.size, (s) => (Number.isNaN(s) ? 0 : s));
+    this.#rate = new Float64Array(n);
+    this.#since = new Float64Array(n);
+    this.#events = new IndexedHeap(n);
+    this.#approving = new Uint8Array(n);
+  }
+
+  /** Runs to the end; the recorder of what happened. */
+  run(): Recorder {
+    const scheduler = this.#scheduler, events = this.#events;
+    if (this.#from) {
+      for (const [f, bytes] of this.#from.bytesLeft) this.#left[f] = bytes;
+      for (const i of this.#from.done) scheduler.complete(i);
+    }
+    this.#apply(scheduler.decide());
+    while (events.size > 0) {
+      const now = this.#now = events.peekKey();
+      const horizon = now + Math.abs(now) * 1e-12 + 1e-12;
+      while (events.size > 0 && events.peekKey() <= horizon) this.#event(events.pop());
+      this.#apply(scheduler.decide());
+    }
+    if (!scheduler.finished) {
+      throw new Error(`simulation stalled with ${scheduler.unfinished} steps unfinished`);
+    }
+    return this.#recorder;
+  }
+
+  /** Step `i`'s event came: its approval, or its end. */
+  #event(i: number): void {
+    const g = this.#graph, scheduler = this.#scheduler;
+    if (this.#approving[i]) {
+      this.#approving[i] = 0;
+      scheduler.approve(i);
+      if (g.kind[i] === FETCH) this.#move(i, scheduler.share(i));
+      return;
+    }
+    if (g.kind[i] === FETCH) {
+      this.#left[i] = 0;
+      this.#rate[i] = 0;
+      this.#since[i] = this.#now;
+    }
+    scheduler.complete(i);
+    this.#recorder.complete(i, this.#now, g.kind[i] === FETCH ? g.size[i]! : 0);
+  }
+
+  /** Bytes fetch `f` moved since its rate last changed (none in no time, whatever its rate). */
+  #moved(f: number): number {
+    const since = this.#since[f]!;
+    return this.#now > since ? this.#rate[f]! * (this.#now - since) : 0;
+  }
+
+  #apply(decisions: Decision[]): void {
+    const g = this.#graph, now = this.#now;
+    const bytesDone = (f: number) => g.size[f]! - Math.max(0, this.#left[f]! - this.#moved(f));
+    this.#recorder.record(decisions, now, bytesDone);
     for (const d of decisions) {
       const i = d.step;
-      if (d.type === "start" && graph.kind[i] !== FETCH) {
-        events.push(i, now + (from?.running.get(i) ?? graph.duration[i]!));
+      if (d.type === "wait") {
+        this.#approving[i] = 1;
+        this.#events.push(i, now + this.#wait!);
+      } else if (d.type === "start" && g.kind[i] !== FETCH) {
+        this.#events.push(i, now + (this.#from?.running.get(i) ?? g.duration[i]!));
       } else if (d.type === "share") {
-        left[i] = Math.max(0, left[i]! - moved(i));
-        since[i] = now;
-        rate[i] = d.rate;
-        if (d.rate > 0) events.push(i, now + Math.max(0, left[i]!) / d.rate);
-        else events.remove(i);
+        this.#left[i] = Math.max(0, this.#left[i]! - this.#moved(i));
+        this.#since[i] = now;
+        this.#move(i, d.rate);
       }
     }
-  };
-  if (from) {
-    for (const [f, bytes] of from.bytesLeft) left[f] = bytes;
-    for (const i of from.done) scheduler.complete(i);
   }
-  apply(scheduler.decide());
-  while (events.size > 0) {
-    now = events.peekKey();
-    const horizon = now + Math.abs(now) * 1e-12 + 1e-12;
-    while (events.size > 0 && events.peekKey() <= horizon) {
-      const i = events.pop();
-      if (graph.kind[i] === FETCH) {
-        left[i] = 0;
-        rate[i] = 0;
-        since[i] = now;
-      }
-      scheduler.complete(i);
-      recorder.complete(i, now, graph.kind[i] === FETCH ? graph.size[i]! : 0);
-    }
-    apply(scheduler.decide());
+
+  /** Fetch `f` moves at `share` from now (not while it waits for its approval: it keeps it). */
+  #move(f: number, share: number): void {
+    const waits = this.#approving[f] === 1;
+    this.#rate[f] = waits ? 0 : share;
+    if (waits) return;
+    if (share > 0) this.#events.push(f, this.#now + Math.max(0, this.#left[f]!) / share);
+    else this.#events.remove(f);
   }
-  if (!scheduler.finished) {
-    throw new Error(`simulation stalled with ${scheduler.unfinished} steps unfinished`);
-  }
-  return { graph, scheduler, recorder };
 }

@@ -25,3 +25,31 @@ export class StoreError extends Error {
     this.name = "StoreError";
   }
 }
+
+/**
+ * A write refused because the engine lost its lease on the run: another engine (a standby) holds
+ * it now, with a newer token. The engine must change nothing more and stop its steps.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LeaseLost, StoreError } from "./errors.ts";
+ * const e = new LeaseLost("store db: run \"r1\": lease lost", "r1", 3);
+ * assert.ok(e instanceof StoreError);
+ * assert.equal(e.name, "LeaseLost");
+ * assert.equal(e.token, 3);
+ * ```
+ */
+export class LeaseLost extends StoreError {
+  /** The run whose lease was lost. */
+  readonly run: string;
+  /** The token this engine held. */
+  readonly token: number;
+  /** Creates the error. */
+  constructor(message: string, run: string, token: number) {
+    super(message);
+    this.name = "LeaseLost";
+    this.run = run;
+    this.token = token;
+  }
+}

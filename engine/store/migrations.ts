@@ -3,14 +3,26 @@
  *
  * Migrations are named `NNNN_what` and run in name order, each once; Kysely records them in
  * `kysely_migration`. A new version of thaw adds a migration here; it never edits an old one.
- * JSON values are kept as TEXT; step times are REAL seconds from the start of the run; wall-clock
- * times are INTEGER milliseconds.
+ * One set of migrations serves every dialect: each names its column types through
+ * {@link ColumnTypes} (SQLite keeps the types it always had; PostgreSQL gets `bigint` for
+ * milliseconds and bytes, `double precision` for seconds, `boolean` for flags and `text`
+ * compared byte by byte, as SQLite does). JSON values are kept as text; step times are seconds
+ * from the start of the run; wall-clock times are milliseconds since the Unix epoch.
  *
  * @module
  */
-import { type Generated, type Kysely, sql } from "kysely";
+import {
+  type ColumnDataType,
+  type ColumnDefinitionBuilder,
+  type ColumnType,
+  type Expression,
+  type Generated,
+  type Kysely,
+  sql,
+} from "kysely";
 import { type Migration, type MigrationProvider, Migrator } from "kysely/migration";
 import { StoreError } from "./errors.ts";
+import { slSamplesMigration, type SlSamplesTable } from "./sl_samples.ts";
 
 /** A row of `runs`. */
 export interface RunsTable {
@@ -18,9 +30,11 @@ export interface RunsTable {
   runbook: string;
   file: string;
   file_sha256: string;
+  /** The runbook file's text as run (migration 0004); null for older runs. */
+  runbook_text: string | null;
   mode: string;
-  /** 0 or 1. */
-  drill: number;
+  /** A flag: 0 or 1 on SQLite, a boolean on PostgreSQL; written as a boolean. */
+  drill: Flag;
   strategy: string;
   /** JSON object of `--var` overrides. */
   vars: string;
@@ -34,6 +48,17 @@ export interface RunsTable {
   ended_at: number | null;
   report: string | null;
   outcome: string | null;
+  /**
+   * The last `seq` given to the run's step changes (migration 0005); kept on PostgreSQL only
+   * (SQLite numbers from `step_events` under its write lock, see `kysely_store.ts`).
+   */
+  last_seq: Generated<number>;
+  /** Who holds the run's lease (migration 0005); null when nobody does. */
+  lease_holder: Generated<string | null>;
+  /** The fencing token: grows by one each time the lease is acquired or taken over. */
+  lease_token: Generated<number>;
+  /** When the lease expires, by the database's clock, in ms; null when not held. */
+  lease_expires_at: Generated<number | null>;
 }
 
 /** A row of `step_events`: one state change, numbered per run from 1. */
@@ -68,8 +93,7 @@ export interface ProgressTable {
   bytes: number;
   total: number | null;
   prefetched: number;
-  /** 0 or 1. */
-  demanded: number;
+  demanded: Flag;
   source: number;
   at: number;
   /** Seconds the fetch was moving, once it is done (migration 0003). */
@@ -83,8 +107,8 @@ export interface CommandsTable {
   kind: string;
   step: string | null;
   at: number;
-  /** 0 until the engine takes it, then 1. */
-  taken: Generated<number>;
+  /** False until the engine takes it. */
+  taken: ColumnType<boolean | number, boolean | undefined, boolean>;
 }
 
 /** A row of `processes`: a process a step started. */
@@ -95,6 +119,8 @@ export interface ProcessesTable {
   pgid: number;
   /** The log file of a background service (migration 0002_add_process_log). */
   log: string | null;
+  /** The host (`on:`) it runs on; null: this machine (migration 0006_process_host). */
+  host: string | null;
 }
 
 /** The store's tables, for Kysely. */
@@ -105,108 +131,194 @@ export interface StoreDatabase {
   progress: ProgressTable;
   commands: CommandsTable;
   processes: ProcessesTable;
+  /** Service-level samples (migration 0006, `sl_samples.ts`). */
+  sl_samples: SlSamplesTable;
 }
+
+/** A boolean column: read as 0/1 (SQLite) or a boolean (PostgreSQL), written as a boolean. */
+export type Flag = ColumnType<boolean | number, boolean, boolean>;
 
 // deno-lint-ignore no-explicit-any
 type AnyDb = Kysely<any>;
+type Type = ColumnDataType | Expression<unknown>;
 
-/** Every migration, by name; names sort in the order they run. */
-export const MIGRATIONS: Readonly<Record<string, Migration>> = {
-  "0001_initial": {
-    async up(db: AnyDb): Promise<void> {
-      await db.schema.createTable("runs")
-        .addColumn("id", "text", (c) => c.primaryKey().notNull())
-        .addColumn("runbook", "text", (c) => c.notNull())
-        .addColumn("file", "text", (c) => c.notNull())
-        .addColumn("file_sha256", "text", (c) => c.notNull())
-        .addColumn("mode", "text", (c) => c.notNull())
-        .addColumn("drill", "integer", (c) => c.notNull())
-        .addColumn("strategy", "text", (c) => c.notNull())
-        .addColumn("vars", "text", (c) => c.notNull())
-        .addColumn("steps", "text", (c) => c.notNull())
-        .addColumn("started_at", "integer", (c) => c.notNull())
-        .addColumn("pid", "integer", (c) => c.notNull())
-        .addColumn("host", "text", (c) => c.notNull())
-        .addColumn("state", "text", (c) => c.notNull())
-        .addColumn("heartbeat_at", "integer", (c) => c.notNull())
-        .addColumn("ended_at", "integer")
-        .addColumn("report", "text")
-        .addColumn("outcome", "text")
-        .execute();
-      await db.schema.createIndex("runs_by_start").on("runs")
-        .columns(["started_at desc", "id desc"]).execute();
-      await db.schema.createIndex("runs_by_runbook").on("runs")
-        .columns(["runbook", "started_at desc"]).execute();
+/** The column types a dialect gives the schema (see the module's comment). */
+export interface ColumnTypes {
+  /** Text: names, ids, JSON. */
+  readonly text: Type;
+  /** Small integers: pids, sequence numbers, indexes. */
+  readonly int: Type;
+  /** Large integers: wall-clock milliseconds, bytes. */
+  readonly big: Type;
+  /** Seconds, with fractions. */
+  readonly real: Type;
+  /** Flags (with {@link ColumnTypes.no} as their false). */
+  readonly flag: Type;
+  readonly no: boolean | number;
+  /** The type of a generated id, and what makes it generated. */
+  readonly id: Type;
+  generated(c: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
+}
 
-      await db.schema.createTable("step_events")
-        .addColumn("run", "text", (c) => c.notNull().references("runs.id").onDelete("cascade"))
-        .addColumn("seq", "integer", (c) => c.notNull())
-        .addColumn("step", "text", (c) => c.notNull())
-        .addColumn("state", "text", (c) => c.notNull())
-        .addColumn("at", "real", (c) => c.notNull())
-        .addColumn("detail", "text")
-        .addPrimaryKeyConstraint("step_events_pk", ["run", "seq"])
-        .execute();
-
-      await db.schema.createTable("steps")
-        .addColumn("run", "text", (c) => c.notNull().references("runs.id").onDelete("cascade"))
-        .addColumn("step", "text", (c) => c.notNull())
-        .addColumn("state", "text", (c) => c.notNull())
-        .addColumn("start_s", "real")
-        .addColumn("end_s", "real")
-        .addColumn("frozen_s", "real", (c) => c.notNull().defaultTo(0))
-        .addColumn("frozen_since", "real")
-        .addColumn("detail", "text")
-        .addColumn("first_seq", "integer", (c) => c.notNull())
-        .addPrimaryKeyConstraint("steps_pk", ["run", "step"])
-        .execute();
-
-      await db.schema.createTable("progress")
-        .addColumn("run", "text", (c) => c.notNull().references("runs.id").onDelete("cascade"))
-        .addColumn("step", "text", (c) => c.notNull())
-        .addColumn("bytes", "integer", (c) => c.notNull())
-        .addColumn("total", "integer")
-        .addColumn("prefetched", "integer", (c) => c.notNull())
-        .addColumn("demanded", "integer", (c) => c.notNull())
-        .addColumn("source", "integer", (c) => c.notNull())
-        .addColumn("at", "integer", (c) => c.notNull())
-        .addPrimaryKeyConstraint("progress_pk", ["run", "step"])
-        .execute();
-
-      await db.schema.createTable("commands")
-        .addColumn("id", "integer", (c) => c.primaryKey().autoIncrement())
-        .addColumn("run", "text", (c) => c.notNull().references("runs.id").onDelete("cascade"))
-        .addColumn("kind", "text", (c) => c.notNull())
-        .addColumn("step", "text")
-        .addColumn("at", "integer", (c) => c.notNull())
-        .addColumn("taken", "integer", (c) => c.notNull().defaultTo(0))
-        .execute();
-      await db.schema.createIndex("commands_waiting").on("commands")
-        .columns(["run", "taken", "id"]).execute();
-
-      await db.schema.createTable("processes")
-        .addColumn("run", "text", (c) => c.notNull().references("runs.id").onDelete("cascade"))
-        .addColumn("step", "text", (c) => c.notNull())
-        .addColumn("pid", "integer", (c) => c.notNull())
-        .addColumn("pgid", "integer", (c) => c.notNull())
-        .addPrimaryKeyConstraint("processes_pk", ["run", "step"])
-        .execute();
-    },
-  },
-  "0002_add_process_log": {
-    async up(db: AnyDb): Promise<void> {
-      // Where a background service appends its output, for `thaw status RUN_ID`.
-      await db.schema.alterTable("processes").addColumn("log", "text").execute();
-    },
-  },
-  "0003_progress_moving": {
-    async up(db: AnyDb): Promise<void> {
-      // The seconds a done fetch was moving (not paused, not held back by the link): what
-      // history learns its source's rate over.
-      await db.schema.alterTable("progress").addColumn("moving_s", "real").execute();
-    },
-  },
+/** SQLite's column types: the ones thaw's SQLite stores always had. */
+export const SQLITE_TYPES: ColumnTypes = {
+  text: "text",
+  int: "integer",
+  big: "integer",
+  real: "real",
+  flag: "integer",
+  no: 0,
+  id: "integer",
+  generated: (c) => c.autoIncrement(),
 };
+
+/** PostgreSQL's column types. */
+export const POSTGRES_TYPES: ColumnTypes = {
+  text: sql`text collate "C"`,
+  int: "integer",
+  big: "bigint",
+  real: "double precision",
+  flag: "boolean",
+  no: false,
+  id: "bigint",
+  generated: (c) => c.generatedByDefaultAsIdentity(),
+};
+
+/**
+ * Every migration, by name, with the column types `t` of a dialect; names sort in the order
+ * they run.
+ */
+export function migrationsFor(t: ColumnTypes): Readonly<Record<string, Migration>> {
+  return {
+    "0001_initial": {
+      async up(db: AnyDb): Promise<void> {
+        await db.schema.createTable("runs")
+          .addColumn("id", t.text, (c) => c.primaryKey().notNull())
+          .addColumn("runbook", t.text, (c) => c.notNull())
+          .addColumn("file", t.text, (c) => c.notNull())
+          .addColumn("file_sha256", t.text, (c) => c.notNull())
+          .addColumn("mode", t.text, (c) => c.notNull())
+          .addColumn("drill", t.flag, (c) => c.notNull())
+          .addColumn("strategy", t.text, (c) => c.notNull())
+          .addColumn("vars", t.text, (c) => c.notNull())
+          .addColumn("steps", t.text, (c) => c.notNull())
+          .addColumn("started_at", t.big, (c) => c.notNull())
+          .addColumn("pid", t.int, (c) => c.notNull())
+          .addColumn("host", t.text, (c) => c.notNull())
+          .addColumn("state", t.text, (c) => c.notNull())
+          .addColumn("heartbeat_at", t.big, (c) => c.notNull())
+          .addColumn("ended_at", t.big)
+          .addColumn("report", t.text)
+          .addColumn("outcome", t.text)
+          .execute();
+        await db.schema.createIndex("runs_by_start").on("runs")
+          .columns(["started_at desc", "id desc"]).execute();
+        await db.schema.createIndex("runs_by_runbook").on("runs")
+          .columns(["runbook", "started_at desc"]).execute();
+
+        await db.schema.createTable("step_events")
+          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
+          .addColumn("seq", t.int, (c) => c.notNull())
+          .addColumn("step", t.text, (c) => c.notNull())
+          .addColumn("state", t.text, (c) => c.notNull())
+          .addColumn("at", t.real, (c) => c.notNull())
+          .addColumn("detail", t.text)
+          .addPrimaryKeyConstraint("step_events_pk", ["run", "seq"])
+          .execute();
+
+        await db.schema.createTable("steps")
+          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
+          .addColumn("step", t.text, (c) => c.notNull())
+          .addColumn("state", t.text, (c) => c.notNull())
+          .addColumn("start_s", t.real)
+          .addColumn("end_s", t.real)
+          .addColumn("frozen_s", t.real, (c) => c.notNull().defaultTo(0))
+          .addColumn("frozen_since", t.real)
+          .addColumn("detail", t.text)
+          .addColumn("first_seq", t.int, (c) => c.notNull())
+          .addPrimaryKeyConstraint("steps_pk", ["run", "step"])
+          .execute();
+
+        await db.schema.createTable("progress")
+          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
+          .addColumn("step", t.text, (c) => c.notNull())
+          .addColumn("bytes", t.big, (c) => c.notNull())
+          .addColumn("total", t.big)
+          .addColumn("prefetched", t.big, (c) => c.notNull())
+          .addColumn("demanded", t.flag, (c) => c.notNull())
+          .addColumn("source", t.int, (c) => c.notNull())
+          .addColumn("at", t.big, (c) => c.notNull())
+          .addPrimaryKeyConstraint("progress_pk", ["run", "step"])
+          .execute();
+
+        await db.schema.createTable("commands")
+          .addColumn("id", t.id, (c) => t.generated(c.primaryKey()))
+          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
+          .addColumn("kind", t.text, (c) => c.notNull())
+          .addColumn("step", t.text)
+          .addColumn("at", t.big, (c) => c.notNull())
+          .addColumn("taken", t.flag, (c) => c.notNull().defaultTo(t.no))
+          .execute();
+        await db.schema.createIndex("commands_waiting").on("commands")
+          .columns(["run", "taken", "id"]).execute();
+
+        await db.schema.createTable("processes")
+          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
+          .addColumn("step", t.text, (c) => c.notNull())
+          .addColumn("pid", t.int, (c) => c.notNull())
+          .addColumn("pgid", t.int, (c) => c.notNull())
+          .addPrimaryKeyConstraint("processes_pk", ["run", "step"])
+          .execute();
+      },
+    },
+    "0002_add_process_log": {
+      async up(db: AnyDb): Promise<void> {
+        // Where a background service appends its output, for `thaw status RUN_ID`.
+        await db.schema.alterTable("processes").addColumn("log", t.text).execute();
+      },
+    },
+    "0003_progress_moving": {
+      async up(db: AnyDb): Promise<void> {
+        // The seconds a done fetch was moving (not paused, not held back by the link): what
+        // history learns its source's rate over.
+        await db.schema.alterTable("progress").addColumn("moving_s", t.real).execute();
+      },
+    },
+    "0004_runbook_text": {
+      async up(db: AnyDb): Promise<void> {
+        // The runbook's text as run, so the API and resume need only the store.
+        await db.schema.alterTable("runs").addColumn("runbook_text", t.text).execute();
+      },
+    },
+    "0005_leases": {
+      async up(db: AnyDb): Promise<void> {
+        // Step changes are numbered from a counter on the run (safe under any isolation), and
+        // an engine holds a lease on its run: its writes are fenced by the token.
+        await db.schema.alterTable("runs")
+          .addColumn("last_seq", t.int, (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable("runs").addColumn("lease_holder", t.text).execute();
+        await db.schema.alterTable("runs")
+          .addColumn("lease_token", t.big, (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable("runs").addColumn("lease_expires_at", t.big).execute();
+        await sql`update runs set last_seq = coalesce(
+        (select max(seq) from step_events where step_events.run = runs.id), 0)`.execute(db);
+        await db.schema.createIndex("runs_by_lease").on("runs")
+          .columns(["state", "lease_expires_at"]).execute();
+      },
+    },
+    // Service-level samples as taken (contract revision 4).
+    "0006_sl_samples": slSamplesMigration(t),
+    "0006_process_host": {
+      async up(db: AnyDb): Promise<void> {
+        // The host (`on:`) a process runs on; null: the machine that runs thaw.
+        await db.schema.alterTable("processes").addColumn("host", t.text).execute();
+      },
+    },
+  };
+}
+
+/** Every migration of an SQLite store, by name. */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = migrationsFor(SQLITE_TYPES);
 
 /**
  * The migrations as Kysely's `Migrator` wants them.
@@ -235,7 +347,7 @@ export function migrationProvider(
  * import { deepEqual } from "node:assert/strict";
  * import { DatabaseSync } from "node:sqlite";
  * import { Kysely } from "kysely";
- * import { NodeSqliteDialect } from "./sqlite_dialect.ts";
+ * import { NodeSqliteDialect } from "./dialects/node_sqlite.ts";
  * import { migrate, MIGRATIONS } from "./migrations.ts";
  * import type { StoreDatabase } from "./migrations.ts";
  * const db = new Kysely<StoreDatabase>({

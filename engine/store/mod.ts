@@ -1,6 +1,7 @@
 /**
- * The durable store of live runs: the {@link Store} interface, its SQLite implementation, and
- * {@link openStore}, which picks the implementation from a path or URL.
+ * The durable store of live runs: the {@link Store} interface (with {@link Leases}), its one
+ * implementation over Kysely with a dialect for SQLite and one for PostgreSQL, and
+ * {@link openStore}, which picks the dialect from a path or URL.
  *
  * @example
  * ```ts
@@ -25,17 +26,41 @@
  *
  * @module
  */
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { openSqlite } from "./dialects/sqlite.ts";
 import { StoreError } from "./errors.ts";
-import { openSqliteStore } from "./sqlite.ts";
-import type { Store } from "./types.ts";
+import { KyselyStore } from "./kysely_store.ts";
 
 export type * from "./types.ts";
-export { StoreError } from "./errors.ts";
-export { BUSY_TIMEOUT_MS, openSqliteStore, SqliteStore } from "./sqlite.ts";
+export { LeaseLost, StoreError } from "./errors.ts";
+export { KyselyStore } from "./kysely_store.ts";
+export { BUSY_TIMEOUT_MS } from "./dialects/sqlite.ts";
+export { redactUrl } from "./dialects/url.ts";
+/** The store over SQLite (the same class as every dialect's; kept for older callers). */
+export { KyselyStore as SqliteStore } from "./kysely_store.ts";
 
 /** Where the store lives when none is named: relative to the directory thaw runs in. */
 export const DEFAULT_STORE = ".thaw/state.db";
+
+/**
+ * The store to use when `--store` is not given: `THAW_STORE` when it is set and not empty,
+ * else {@link DEFAULT_STORE}. `env` defaults to the process's environment.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { defaultStore } from "./mod.ts";
+ * assert.equal(defaultStore({ THAW_STORE: "postgres://thaw@db1/thaw" }), "postgres://thaw@db1/thaw");
+ * assert.equal(defaultStore({}), ".thaw/state.db");
+ * ```
+ */
+export function defaultStore(
+  env: Readonly<Record<string, string | undefined>> = Deno.env.toObject(),
+): string {
+  const named = env.THAW_STORE?.trim();
+  return named ? named : DEFAULT_STORE;
+}
 
 /**
  * The path of a `file://` store URL; a {@link StoreError} when it names no local file.
@@ -60,9 +85,67 @@ export function fileStorePath(url: string): string {
 }
 
 /**
- * Opens the store at `pathOrUrl`: an SQLite file path, a `file://` URL, or `:memory:`.
- * `postgres://` and `postgresql://` URLs are refused with a {@link StoreError} (not supported
- * yet); so is any other URL scheme.
+ * Where the step logs of runs kept in the store at `pathOrUrl` go: `logs/` beside an SQLite
+ * file; `.thaw/logs` under `cwd` for a database server (the logs stay on the engine's machine).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { logRoot } from "./mod.ts";
+ * assert.equal(logRoot("/srv/thaw/state.db", "/home/sre"), "/srv/thaw/logs");
+ * assert.equal(logRoot("postgres://thaw@db1/thaw", "/home/sre"), "/home/sre/.thaw/logs");
+ * ```
+ */
+export function logRoot(pathOrUrl: string, cwd: string): string {
+  if (isPostgresUrl(pathOrUrl) || pathOrUrl === ":memory:") return join(cwd, ".thaw", "logs");
+  const path = /^file:\/\//i.test(pathOrUrl) ? fileStorePath(pathOrUrl) : pathOrUrl;
+  return join(resolve(cwd, dirname(path)), "logs");
+}
+
+/** True for a `postgres://` or `postgresql://` URL. */
+export function isPostgresUrl(pathOrUrl: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(pathOrUrl);
+}
+
+/**
+ * Opens (creating if needed) the SQLite store at `path`, or an in-memory one for `:memory:`
+ * (see `dialects/sqlite.ts`).
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { openSqliteStore } from "./mod.ts";
+ * const store = await openSqliteStore(":memory:");
+ * await store.createRun({
+ *   id: "r1", runbook: "vod", file: "/rb/vod.yaml", fileSha256: "00", mode: "live",
+ *   drill: false, strategy: "aggressive", vars: {}, steps: ["fetch-db"], startedAt: 0,
+ *   pid: 1, host: "dr1",
+ * });
+ * await store.recordSteps("r1", [{ step: "fetch-db", state: "running", at: 0 }]);
+ * const [step] = await store.steps("r1");
+ * equal(step?.state, "running");
+ * equal(step?.startS, 0);
+ * await store.close();
+ * ```
+ */
+export async function openSqliteStore(path: string): Promise<KyselyStore> {
+  return new KyselyStore(await openSqlite(path));
+}
+
+/**
+ * Opens the PostgreSQL store at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`), migrating
+ * its schema (see `dialects/postgres.ts`); `max` bounds its pool of connections.
+ */
+export async function openPostgresStore(url: string, max?: number): Promise<KyselyStore> {
+  // Loaded on first use: the `pg` driver costs start-up time to every command that does not need it.
+  const { openPostgres } = await import("./dialects/postgres.ts");
+  return new KyselyStore(await openPostgres(url, max));
+}
+
+/**
+ * Opens the store at `pathOrUrl`: an SQLite file path, a `file://` URL, `:memory:`, or a
+ * `postgres://` / `postgresql://` URL. Any other URL scheme is refused with a
+ * {@link StoreError}.
  *
  * @example
  * ```ts
@@ -71,18 +154,11 @@ export function fileStorePath(url: string): string {
  * const store = await openStore(":memory:");
  * equal(await store.getRun("nope"), undefined);
  * await store.close();
- * await rejects(openStore("postgres://db/thaw"), StoreError);
+ * await rejects(openStore("mysql://db/thaw"), StoreError);
  * ```
  */
-export function openStore(pathOrUrl: string): Promise<Store> {
-  if (/^postgres(ql)?:\/\//i.test(pathOrUrl)) {
-    return Promise.reject(
-      new StoreError(
-        `cannot open the store ${pathOrUrl}: PostgreSQL is not supported yet; ` +
-          `use an SQLite file path (default ${DEFAULT_STORE})`,
-      ),
-    );
-  }
+export function openStore(pathOrUrl: string): Promise<KyselyStore> {
+  if (isPostgresUrl(pathOrUrl)) return openPostgresStore(pathOrUrl);
   if (/^file:\/\//i.test(pathOrUrl)) {
     try {
       return openSqliteStore(fileStorePath(pathOrUrl));
@@ -93,8 +169,8 @@ export function openStore(pathOrUrl: string): Promise<Store> {
   if (/^[a-z][a-z0-9+.-]+:\/\//i.test(pathOrUrl)) {
     return Promise.reject(
       new StoreError(
-        `cannot open the store ${pathOrUrl}: unknown kind of store; ` +
-          `use an SQLite file path (default ${DEFAULT_STORE})`,
+        `cannot open the store ${pathOrUrl}: unknown kind of store; use an SQLite file ` +
+          `path (default ${DEFAULT_STORE}) or a postgres:// URL`,
       ),
     );
   }

@@ -2,12 +2,16 @@
  * The store: where live runs keep their state, so that another process can watch and steer them
  * (`thaw status`, `thaw approve`, `thaw cancel`, `thaw serve`) and a killed engine can resume.
  *
- * An interface, so that PostgreSQL can follow the SQLite implementation; every implementation
- * passes the same conformance suite (`tests/store_conformance.ts`). Times are milliseconds since
- * the Unix epoch (wall clock), except step times, which are seconds from the start of the run.
+ * An interface with one implementation over Kysely and a dialect per database (SQLite, PostgreSQL);
+ * every dialect passes the same conformance suite (`tests/store_conformance.ts`). Times are
+ * milliseconds since the Unix epoch (wall clock), except step times, which are seconds from the
+ * start of the run.
  *
  * @module
  */
+import type { SlSampleRow } from "../service_level/events.ts";
+
+export type { SlSampleRow } from "../service_level/events.ts";
 
 /** A run's state. `interrupted` is never stored: it is a `running` run whose engine is gone. */
 export type RunState = "running" | "done" | "failed" | "cancelled" | "interrupted";
@@ -34,6 +38,11 @@ export interface NewRun {
   readonly file: string;
   /** sha256 of the runbook text when the run started (resume refuses a changed file). */
   readonly fileSha256: string;
+  /**
+   * The runbook file's text as run (so a view needs only the store, not the file); absent or
+   * null for runs an older thaw recorded.
+   */
+  readonly runbookText?: string | null;
   readonly mode: "live";
   /** True for `thaw drill` (the drill overrides apply). */
   readonly drill: boolean;
@@ -50,6 +59,8 @@ export interface NewRun {
 
 /** A run as stored. */
 export interface RunRecord extends NewRun {
+  /** The runbook's text as run; absent for runs recorded without it. */
+  readonly runbookText?: string;
   /** As stored: running, done, failed or cancelled. */
   readonly state: Exclude<RunState, "interrupted">;
   /** Last sign of life from the engine (it beats every second or so). */
@@ -142,6 +153,8 @@ export interface ProcessRecord {
   readonly pgid: number;
   /** The log file a background service appends its output to (absent when none). */
   readonly log?: string;
+  /** The host of the runbook (`on:`) it runs on; absent: the machine that runs thaw. */
+  readonly host?: string;
 }
 
 /** Processes to record (replacing a step's earlier one) and steps whose process to forget. */
@@ -209,5 +222,62 @@ export interface Store {
    */
   history(runbook: string, limit?: number): Promise<HistorySample[]>;
 
+  /** Stores service-level samples as taken (a `seq` already stored keeps its first row). */
+  addSlSamples(run: string, rows: readonly SlSampleRow[]): Promise<void>;
+  /** The run's service-level samples with `seq > afterSeq` (default 0: all), in `seq` order. */
+  slSamples(run: string, afterSeq?: number): Promise<SlSampleRow[]>;
+
   close(): Promise<void>;
 }
+
+/** An engine's lease on a run: while it holds it, no other engine runs the run. */
+export interface Lease {
+  readonly run: string;
+  /** Who holds it: any text that names the engine, such as `host:pid`. */
+  readonly holder: string;
+  /**
+   * The fencing token: it grows by one each time the lease is acquired or taken over, so a
+   * write checked against it is refused once another engine holds the run.
+   */
+  readonly token: number;
+  /** When it expires unless renewed, by the database's clock, in ms since the Unix epoch. */
+  readonly expiresAt: number;
+}
+
+/** A lease as read, with the database's clock at that moment. */
+export interface LeaseState extends Lease {
+  /** The database's clock when the lease was read, in ms since the Unix epoch. */
+  readonly now: number;
+}
+
+/**
+ * Leases and fencing. A store that acquired or took a run's lease checks every write it makes
+ * to that run (`updateRun`, `recordSteps`, `saveProgress`, `takeCommands`, `addProcess`,
+ * `removeProcess`) against the token in the same transaction: once another engine holds the
+ * run, the write changes nothing and throws {@link LeaseLost}. A store that holds no lease on a
+ * run writes as before (`thaw approve`, `cancel`, `done`, and runs of engines without leases).
+ * Expiry goes by the database's clock, never the machine's.
+ */
+export interface Leases {
+  /**
+   * Takes the run's lease for `holder` for `ttlMs`, when nobody holds it, it expired, or
+   * `holder` holds it already; a new token. Throws a StoreError naming the holder otherwise.
+   */
+  acquireLease(run: string, holder: string, ttlMs: number): Promise<Lease>;
+  /** Extends the lease by `ttlMs` from now; {@link LeaseLost} when another engine took it. */
+  renewLease(run: string, token: number, ttlMs: number): Promise<Lease>;
+  /** Gives the lease up (the run ended); nothing when it was already lost. */
+  releaseLease(run: string, token: number): Promise<void>;
+  /**
+   * For standbys: takes over a running run whose lease expired; undefined when the lease is
+   * not expired (any more), or another standby took it first (exactly one wins).
+   */
+  takeLease(run: string, holder: string, ttlMs: number): Promise<Lease | undefined>;
+  /** Running runs whose lease expired, longest expired first. */
+  expiredLeases(): Promise<LeaseState[]>;
+  /** The run's lease, or undefined when none is held. */
+  lease(run: string): Promise<LeaseState | undefined>;
+}
+
+/** A store with leases, as `openStore()` gives: what an engine that fences its writes uses. */
+export type LeaseStore = Store & Leases;

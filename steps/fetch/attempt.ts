@@ -7,6 +7,8 @@
 
 import type { Hash } from "node:crypto";
 import type { Clock, FetchContext, FetchSpec, SourceSpec } from "../types.ts";
+import { type Source, sourceFor, sources } from "../kind.ts";
+import "./sources/builtin.ts";
 
 /** What one attempt of one source produced; the data, if any, is under `spec.tmp`. */
 export type Outcome =
@@ -51,21 +53,19 @@ export function describeError(error: unknown): string {
 
 /**
  * A source for the SRE, without secrets: the password of a URL and its query (often a signature)
- * are hidden; a long command is cut.
+ * are hidden; a long command is cut (each source says how, see `Source.describe`).
  */
 export function describeSource(source: SourceSpec): string {
-  if (source.kind === "run") {
-    const command = source.command.replace(/\s+/g, " ").trim();
-    return `run: ${command.length > 80 ? `${command.slice(0, 79)}…` : command}`;
-  }
-  if (!/^https?:\/\//i.test(source.location)) return source.location;
-  try {
-    const url = new URL(source.location);
-    const auth = url.username ? `${url.username}${url.password ? ":***" : ""}@` : "";
-    return `${url.protocol}//${auth}${url.host}${url.pathname}${url.search ? "?…" : ""}`;
-  } catch {
-    return source.location;
-  }
+  if (source.kind === "run") return describeWith(sourceNamed("run"), source.command);
+  return describeWith(sourceFor(source.location), source.location);
+}
+
+function describeWith(source: Source | undefined, from: string): string {
+  return source?.describe?.(from) ?? from;
+}
+
+function sourceNamed(key: string): Source | undefined {
+  return sources().find((s) => s.key === key);
 }
 
 /** A duration for people: `250ms`, `30s`, `1.5s`. */
@@ -157,6 +157,8 @@ export interface CallState {
 export interface Attempt {
   /** The source, for log lines (no secrets: see {@linkcode describeSource}). */
   readonly label: string;
+  /** The source as the fetch gives it (a `run:` source reads its shell and user here). */
+  readonly source?: SourceSpec;
   /** The fetch. */
   readonly spec: FetchSpec;
   /** What the engine gave the fetch. */
@@ -182,6 +184,7 @@ export function newAttempt(
   spec: FetchSpec,
   ctx: FetchContext,
   call: CallState,
+  source?: SourceSpec,
 ): Attempt {
   const timer = new AttemptTimer(ctx.clock, spec.timeoutMs);
   const signal = spec.timeoutMs === undefined
@@ -197,5 +200,15 @@ export function newAttempt(
         timer.resume();
       }
     };
-  return { label, spec, ctx, signal, timer, call, take, keepTmpOnAbort: false };
+  return {
+    label,
+    spec,
+    ctx,
+    signal,
+    timer,
+    call,
+    take,
+    keepTmpOnAbort: false,
+    ...(source ? { source } : {}),
+  };
 }

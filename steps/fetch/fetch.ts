@@ -2,8 +2,10 @@
  * The fetch step kind: brings a data set home from the first of its sources that delivers it
  * (backup tiers), into `spec.tmp`, checks it, then renames it to `spec.to`.
  *
- * Sources: `http(s)://…` ({@link ./sources/http.ts}), `file://…` or a path
- * ({@link ./sources/file.ts}), `run:` a command ({@link ./sources/run.ts}).
+ * Sources are plug-ins (`Source` in `../kind.ts`), picked through the registry: the first
+ * registered source that matches a location, or `run` for `fetch.run`. Built in:
+ * `http(s)://…` ({@link ./sources/http.ts}), `file://…` or a path ({@link ./sources/file.ts}),
+ * `run:` a command ({@link ./sources/run.ts}).
  *
  * Guarantees and choices:
  * - `to` holds nothing new until the data is complete, flushed to disk and, when `sha256` is
@@ -26,19 +28,18 @@
  *   after the same checks. Directory copies, clones and `run:` sources are never continued: their
  *   tmp is removed.
  * - An aborted fetch returns `{ ok: false, reason: "…: aborted …" }`; it does not throw.
+ * - Where it lands: this machine, or `ctx.target` when that is another (a host, `on:`): then
+ *   every file operation goes through the target (`place.ts`, `target_sink.ts`), `to` must be
+ *   absolute, streamed sources are read here and written there, and `run:` sources run there.
  *
  * @module
  */
 
+import { isAbsolute } from "node:path";
+import type { Destination } from "./atomic.ts";
+import { type Place, placeFor } from "./place.ts";
 import {
-  checkDestination,
-  commit,
-  type Destination,
-  ensureParent,
-  lstatOrNull,
-  removeQuietly,
-} from "./atomic.ts";
-import {
+  type Attempt,
   type CallState,
   describeError,
   describeSource,
@@ -47,11 +48,9 @@ import {
   type Outcome,
   SourceFailure,
 } from "./attempt.ts";
-import { fetchFile, localPath } from "./sources/file.ts";
-import { fetchHttp } from "./sources/http.ts";
-import { fetchRun } from "./sources/run.ts";
+import "./sources/builtin.ts";
+import { type Source, sourceFor, sources } from "../kind.ts";
 import type { FetchContext, FetchEffect, FetchSpec, SourceSpec } from "../types.ts";
-import { chownTree, ensureParentFor } from "../process/user.ts";
 
 export { describeSource } from "./attempt.ts";
 
@@ -61,22 +60,26 @@ type Result =
   | { readonly kind: "failed"; readonly reason: string; readonly corrupt: boolean }
   | { readonly kind: "aborted"; readonly keepTmp: boolean };
 
-/** One attempt of any source kind. */
-function attemptSource(
-  source: SourceSpec,
-  attempt: ReturnType<typeof newAttempt>,
-): Promise<Outcome> {
-  if (source.kind === "run") return fetchRun(source, attempt);
-  const location = source.location;
-  if (/^https?:\/\//i.test(location)) return fetchHttp(location, attempt);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(location) && !/^file:/i.test(location)) {
+/** The registered source that serves `source`: `run` for a command, else the first that matches. */
+function sourceOf(source: SourceSpec): Source | undefined {
+  return source.kind === "run"
+    ? sources().find((s) => s.key === "run")
+    : sourceFor(source.location);
+}
+
+/** One attempt of any source, through the registry. */
+function attemptSource(source: SourceSpec, attempt: Attempt): Promise<Outcome> {
+  const from = source.kind === "run" ? source.command : source.location;
+  const plugin = sourceOf(source);
+  if (plugin === undefined) {
+    const labels = sources().map((s) => s.label).filter((l) => l !== "").join(", ");
     return Promise.resolve({
       ok: false,
       retry: false,
-      reason: "unsupported location (expected http://, https://, file:// or a path)",
+      reason: `unsupported location (expected ${labels})`,
     });
   }
-  return fetchFile(localPath(location, attempt.ctx.cwd), location, attempt);
+  return plugin.fetch(from, attempt);
 }
 
 /** Every attempt of one source, up to its commit into `to`. */
@@ -86,20 +89,21 @@ async function trySource(
   spec: FetchSpec,
   ctx: FetchContext,
   call: CallState,
+  place: Place,
 ): Promise<Result> {
   let attempts = 0;
   let restarted = false;
   let keepTmp = false;
   for (;;) {
     attempts++;
-    const attempt = newAttempt(label, spec, ctx, call);
+    const attempt = newAttempt(label, spec, ctx, call, source);
     let outcome: Outcome;
     try {
       outcome = await attemptSource(source, attempt);
     } catch (error) {
       if (ctx.signal.aborted) return { kind: "aborted", keepTmp: attempt.keepTmpOnAbort };
       if (attempt.timer.fired) {
-        const killed = source.kind === "run" ? " (process group killed)" : "";
+        const killed = sourceOf(source)?.spawns ? " (process group killed)" : "";
         outcome = {
           ok: false,
           retry: true,
@@ -117,7 +121,7 @@ async function trySource(
     const tries = attempts > 1 ? ` (${attempts} attempts)` : "";
     if (outcome.ok) {
       if (spec.sha256 !== undefined && outcome.digest !== spec.sha256.toLowerCase()) {
-        await removeQuietly(spec.tmp);
+        await place.remove(spec.tmp);
         if (outcome.resumed && !restarted) {
           restarted = true;
           attempts--;
@@ -129,11 +133,10 @@ async function trySource(
         return { kind: "failed", reason, corrupt: true };
       }
       try {
-        // `user:` owns what lands at `to` from the moment it is there.
-        if (spec.user !== undefined) await chownTree(spec.tmp, spec.user);
-        await commit(spec.tmp, spec.to, outcome.synced);
+        await place.commit(spec, outcome.synced);
       } catch (error) {
-        const reason = `cannot move ${spec.tmp} to ${spec.to}: ${describeError(error)}`;
+        const where = `${place.prefix}${spec.tmp} to ${spec.to}`;
+        const reason = `cannot move ${where}: ${describeError(error)}`;
         return { kind: "failed", reason, corrupt: false };
       }
       return { kind: "ok", bytes: outcome.bytes };
@@ -196,19 +199,24 @@ export async function fetchData(spec: FetchSpec, ctx: FetchContext): Promise<Fet
     lines.push("no source to fetch from");
     return failed();
   }
+  if (!isAbsolute(spec.to)) {
+    const on = ctx.target === undefined ? "" : ` on ${ctx.target.name}`;
+    lines.push(`"to" is ${spec.to}, a relative path${on}: write an absolute path there`);
+    return failed();
+  }
+  const place = placeFor(ctx); // this machine, or the step's host
   let found: Destination;
   try {
-    found = await checkDestination(spec.to); // never delete what thaw did not write
+    found = await place.checkDestination(spec.to); // never delete what thaw did not write
   } catch (error) {
     lines.push(describeError(error));
     return failed();
   }
   try {
-    if (spec.user !== undefined) await ensureParentFor(spec.to, spec.user);
-    await ensureParent(spec.to);
-    await ensureParent(spec.tmp);
+    await place.prepare(spec);
   } catch (error) {
-    lines.push(`cannot create the directory of ${spec.to}: ${describeError(error)}`);
+    const where = `${place.prefix}${spec.to}`;
+    lines.push(`cannot create the directory of ${where}: ${describeError(error)}`);
     return failed();
   }
   for (const [index, source] of spec.sources.entries()) {
@@ -218,24 +226,24 @@ export async function fetchData(spec: FetchSpec, ctx: FetchContext): Promise<Fet
       lines.push(`${label}: aborted before it was tried (${describeError(ctx.signal.reason)})`);
       return failed();
     }
-    const result = await trySource(source, label, spec, ctx, call);
+    const result = await trySource(source, label, spec, ctx, call, place);
     if (result.kind === "ok") {
       const replaced = found === "file" ? "file" : found === "thaw-directory" ? "directory" : null;
-      if (replaced) ctx.log(`${spec.to}: replaced the ${replaced} that was there`);
+      if (replaced) ctx.log(`${place.prefix}${spec.to}: replaced the ${replaced} that was there`);
       const done = { ok: true, bytes: result.bytes, transferred: call.transferred, source: index };
       return replaced ? { ...done, ok: true, replaced } : { ...done, ok: true };
     }
     if (result.kind === "aborted") {
       lines.push(`${label}: aborted (${describeError(ctx.signal.reason)})`);
-      if (result.keepTmp && (await lstatOrNull(spec.tmp))?.isFile) return failed();
+      if (result.keepTmp && await place.isFile(spec.tmp).catch(() => false)) return failed();
       break;
     }
     lines.push(`${label}: ${result.reason}`);
-    if (spec.sha256 === undefined || result.corrupt || source.kind === "run") {
-      await removeQuietly(spec.tmp);
+    if (spec.sha256 === undefined || result.corrupt || sourceOf(source)?.spawns) {
+      await place.remove(spec.tmp).catch(() => {});
     }
     ctx.log(`${label}: failed (${result.reason})`);
   }
-  await removeQuietly(spec.tmp).catch(() => {});
+  await place.remove(spec.tmp).catch(() => {});
   return failed();
 }

@@ -11,6 +11,42 @@
 import { createHash, type Hash } from "node:crypto";
 import { ensureParent, lstatOrNull, removeQuietly } from "./atomic.ts";
 import type { Attempt } from "./attempt.ts";
+import { remoteTargetOf } from "./place.ts";
+import { TargetTmpFile } from "./target_sink.ts";
+
+/**
+ * The temporary file a streamed transfer fills: {@linkcode TmpFile} on this machine,
+ * {@linkcode TargetTmpFile} on another target (a host, `on:`).
+ */
+export interface Sink {
+  /** Bytes of the data set received so far: where to continue. */
+  readonly bytes: number;
+  /** Whether the data continues bytes of an earlier attempt or run. */
+  resumed: boolean;
+  /** The size of the whole data set when known, for progress. */
+  total: number | undefined;
+  /** Appends a chunk that crossed the link; the sink owns it from now on. */
+  push(chunk: Uint8Array): Promise<void>;
+  /** Waits until everything received is written; throws the write error if one happened. */
+  drain(): Promise<void>;
+  /** Empties the file to start over from byte 0. */
+  reset(): Promise<void>;
+  /** Writes what is left, flushes it and closes: the size and the digest, if hashed. */
+  finish(): Promise<{ bytes: number; digest?: string }>;
+  /** Writes what it can of what was received (a later run continues after it) and closes. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `spec.tmp` of the attempt's fetch where its data lands: this machine, or the target of
+ * `attempt.ctx` (see {@linkcode TmpFile.open}).
+ */
+export function openSink(attempt: Attempt, resume: boolean): Promise<Sink> {
+  const target = remoteTargetOf(attempt.ctx);
+  return target === undefined
+    ? TmpFile.open(attempt, resume)
+    : TargetTmpFile.open(attempt, target, resume);
+}
 
 /** Bytes received but not yet written beyond which receiving waits for the disk. */
 export const MAX_STAGED = 8 << 20;
@@ -24,7 +60,7 @@ async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
 }
 
 /** A temporary file being filled by a streamed transfer. */
-export class TmpFile {
+export class TmpFile implements Sink {
   readonly #attempt: Attempt;
   readonly #file: Deno.FsFile;
   #hash: Hash | undefined;

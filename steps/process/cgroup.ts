@@ -3,10 +3,15 @@
  * even a process that left its process group and session with `setsid` (Linux, cgroup v2).
  *
  * - Each group {@linkcode withinCgroup} starts is born in a cgroup of its own
- *   (`thaw-ENGINEPID-N`, under the engine's own cgroup on the cgroup2 mount): the engine steps
- *   into that cgroup for the moment of the spawn (children are born where their parent is) and
- *   back out, so nothing can fork before it is placed. Cgroups are pooled: an empty one serves
- *   the next group, so a step costs two cgroup moves of the engine (about 0.2 ms), not a mkdir.
+ *   (`thaw-ENGINEPID-N`, under the engine's own cgroup on the cgroup2 mount), so nothing can fork
+ *   before it is placed. With glibc 2.39 or later the process is started inside it
+ *   (`CLONE_INTO_CGROUP`, see `spawn_native.ts`); elsewhere the engine steps into that cgroup for
+ *   the moment of the spawn (children are born where their parent is) and back out: two moves of
+ *   every thread of the engine, each a round of interrupts to the other CPUs (the `perf_event`
+ *   controller's attach), about 0.03 to 0.1 ms. Cgroups are pooled: an empty one serves the next
+ *   group, not a mkdir; the files of each move (`cgroup.procs`), of the emptiness check
+ *   (`cgroup.events`) and the directory for `CLONE_INTO_CGROUP` are kept open, so a step costs
+ *   one to three system calls here, no path lookups.
  * - {@linkcode stopCgroupOf} stops the cgroup of a group whose leader still runs (a timeout, a
  *   cancel, a service stopped, a resumed engine cleaning up after a killed one: it finds the
  *   cgroup from the leader's `/proc/PID/cgroup`): SIGTERM to every member, then `cgroup.kill`
@@ -19,20 +24,36 @@
  * @module
  */
 
+import { nativeSpawner } from "./spawn_native.ts";
+
 /** Where step cgroups go: `<cgroup2 mount><the engine's cgroup>`, and the engine's own procs. */
 interface Place {
   readonly mount: string;
   readonly base: string;
-  readonly home: string;
+  /** The engine's own `cgroup.procs`, open for writing. */
+  readonly home: Deno.FsFile;
 }
 
 interface Cgroup {
   readonly path: string;
   /** Spawns, leaders and stops that hold it; reused only at 0 and when empty. */
   users: number;
+  /** Its `cgroup.procs` (open for writing) and `cgroup.events`, opened on first use. */
+  procs?: Deno.FsFile;
+  events?: Deno.FsFile;
+  /** The directory, open for starting a process in it (`CLONE_INTO_CGROUP`); -1 if it failed. */
+  dirFd?: number;
 }
 
+/** Whether processes may be started inside a cgroup; off once that failed where moving worked. */
+let intoCgroups = true;
+
 const PREFIX = "thaw-";
+/** What a process writes to a `cgroup.procs` to move itself there. */
+const SELF = new TextEncoder().encode("0");
+/** Where `cgroup.events` is read into (it is about 30 bytes). */
+const eventsBuffer = new Uint8Array(256);
+const decoder = new TextDecoder();
 let place: Place | null | undefined;
 const pool: Cgroup[] = [];
 const byPath = new Map<string, Cgroup>();
@@ -67,10 +88,16 @@ function placeOf(): Place | null {
     const self = cgroupPathOf("self");
     if (!mount || self === undefined) return place;
     const base = mount + (self === "/" ? "" : self);
-    const probe: Place = { mount, base, home: `${base}/cgroup.procs` };
     sweep(base);
-    const first = create(probe);
-    Deno.statSync(`${first.path}/cgroup.kill`); // Linux 5.14+
+    const home = Deno.openSync(`${base}/cgroup.procs`, { write: true });
+    const probe: Place = { mount, base, home };
+    try {
+      const first = create(probe);
+      Deno.statSync(`${first.path}/cgroup.kill`); // Linux 5.14+
+    } catch (e) {
+      home.close();
+      throw e;
+    }
     place = probe;
   } catch {
     place = null; // not root, read-only, no cgroup2, an old kernel: process groups only
@@ -119,48 +146,110 @@ function populated(path: string): boolean {
   }
 }
 
+/** Whether something runs in pooled `cg`, read from its open `cgroup.events`. */
+function busy(cg: Cgroup): boolean {
+  try {
+    cg.events ??= Deno.openSync(`${cg.path}/cgroup.events`);
+    cg.events.seekSync(0, Deno.SeekMode.Start); // a fresh read of the file
+    const n = cg.events.readSync(eventsBuffer) ?? 0;
+    return /^populated 1$/m.test(decoder.decode(eventsBuffer.subarray(0, n)));
+  } catch {
+    return populated(cg.path);
+  }
+}
+
 /** A pooled cgroup nobody uses and nothing runs in, or a new one. */
 function take(p: Place): Cgroup {
-  const free = pool.find((c) => c.users === 0 && !populated(c.path));
+  const free = pool.find((c) => c.users === 0 && !busy(c));
   const cg = free ?? create(p);
   cg.users++;
   return cg;
 }
 
+/** Moves this process into `cg`. */
+function enter(cg: Cgroup): void {
+  cg.procs ??= Deno.openSync(`${cg.path}/cgroup.procs`, { write: true });
+  cg.procs.writeSync(SELF);
+}
+
+/** Closes the files kept open for `cg`. */
+function closeFiles(cg: Cgroup): void {
+  for (const f of [cg.procs, cg.events]) {
+    try {
+      f?.close();
+    } catch { /* closed already */ }
+  }
+  cg.procs = cg.events = undefined;
+  if (cg.dirFd !== undefined && cg.dirFd >= 0) nativeSpawner()?.closeFd(cg.dirFd);
+  cg.dirFd = undefined;
+}
+
+/** `cg`'s directory fd for starting a process in it, or undefined where that cannot be done. */
+function intoFd(cg: Cgroup): number | undefined {
+  const spawner = nativeSpawner();
+  if (!intoCgroups || !spawner?.placesInCgroups) return undefined;
+  cg.dirFd ??= spawner.openDirectory(cg.path);
+  return cg.dirFd >= 0 ? cg.dirFd : undefined;
+}
+
 /**
- * Runs `spawn` (which must start one process synchronously) with this process inside a fresh
- * cgroup, so the child is born there; the cgroup is held until `exited` settles. Without cgroups,
- * just runs `spawn`.
+ * Runs `spawn` (which must start one process synchronously) so that the child is born in a fresh
+ * cgroup: `spawn` is given the cgroup's directory fd where the native spawner can start a process
+ * inside it, else it is called with this process inside the cgroup (and nothing). The cgroup is
+ * held until the child's `status` settles. Without cgroups, just runs `spawn()`.
  */
 export function withinCgroup<T extends { readonly status: Promise<unknown> }>(
-  spawn: () => T,
+  spawn: (cgroupFd?: number) => T,
 ): T {
   const p = placeOf();
   if (!p) return spawn();
   let cg: Cgroup;
   try {
     cg = take(p);
-    Deno.writeTextFileSync(`${cg.path}/cgroup.procs`, "0");
   } catch {
     return spawn(); // the hierarchy changed under us: process groups only
   }
+  const fd = intoFd(cg);
+  if (fd === undefined) return held(cg, moved(p, cg, spawn));
   let child: T;
   try {
-    child = spawn();
+    child = spawn(fd);
+  } catch {
+    // A failure the old way repeats is the command's (a missing directory): it is thrown. If the
+    // old way works, starting inside a cgroup does not on this system (a kernel before 5.7).
+    child = moved(p, cg, spawn);
+    intoCgroups = false;
+  }
+  return held(cg, child);
+}
+
+/** Holds `cg` until `child` exits. */
+function held<T extends { readonly status: Promise<unknown> }>(cg: Cgroup, child: T): T {
+  child.status.finally(() => cg.users--).catch(() => {});
+  return child;
+}
+
+/** Runs `spawn` with this process inside `cg` (taken; released if `spawn` throws). */
+function moved<T>(p: Place, cg: Cgroup, spawn: () => T): T {
+  let inside = false;
+  try {
+    try {
+      enter(cg);
+      inside = true;
+    } catch { /* the hierarchy changed under us: process groups only */ }
+    return spawn();
   } catch (e) {
     cg.users--;
     throw e;
   } finally {
-    goHome(p, cg);
+    if (inside) goHome(p, cg);
   }
-  child.status.finally(() => cg.users--).catch(() => {});
-  return child;
 }
 
 /** Moves this process back to its own cgroup; if it cannot, stops using cgroups at all. */
 function goHome(p: Place, cg: Cgroup): void {
   try {
-    Deno.writeTextFileSync(p.home, "0");
+    p.home.writeSync(SELF);
   } catch {
     place = null;
     cg.users = Infinity; // the engine is in it: never reused, never stopped
@@ -252,6 +341,7 @@ async function emptied(path: string, ms: number): Promise<boolean> {
 export function removeEmptyCgroups(): void {
   for (const cg of pool.splice(0)) {
     byPath.delete(cg.path);
+    closeFiles(cg);
     try {
       Deno.removeSync(cg.path);
     } catch { /* a daemon a step left lives there */ }

@@ -12,6 +12,7 @@
 import { stopCgroupOf, withinCgroup } from "./cgroup.ts";
 import { loggedArgv } from "../run/service.ts";
 import type { Spawned } from "../types.ts";
+import { existsNative } from "./exists_native.ts";
 import { nativeSpawner } from "./spawn_native.ts";
 import { asUser } from "./user.ts";
 
@@ -127,25 +128,37 @@ function setsidPath(): string | undefined {
 export function spawnGroup(shell: string, command: string, options: SpawnOptions): Group {
   // A step's group is born in a cgroup of its own, which stopping it stops too (cgroup.ts).
   if (options.env.THAW_STEP === undefined) return spawnInGroup(shell, command, options);
-  return withinCgroup(() => spawnInGroup(shell, command, options));
+  return withinCgroup((cgroupFd) => spawnInGroup(shell, command, options, cgroupFd));
 }
 
-function spawnInGroup(shell: string, command: string, options: SpawnOptions): Group {
+/** Starts the group; in cgroup `cgroupFd` if given (only where the native spawner can). */
+function spawnInGroup(
+  shell: string,
+  command: string,
+  options: SpawnOptions,
+  cgroupFd?: number,
+): Group {
   // `setsid` (util-linux) makes the command a session and group leader in the same process, and
   // lets Deno start it with posix_spawn; Deno's own `detached` forks the whole engine first, which
   // costs milliseconds per step once the engine's heap has grown.
   const viaSetsid = setsidPath() !== undefined;
-  // Through setsid a missing shell would show as exit 127; fail as Deno.Command does instead.
-  if (viaSetsid && !findShell(shell, options.env.PATH ?? Deno.env.get("PATH") ?? "", options.cwd)) {
+  const { argv, env } = commandLine(shell, command, options);
+  const spawner = nativeSpawner();
+  // Through setsid (or setpriv, or the log wrapper) a missing shell would show as exit 127; fail
+  // as Deno.Command does instead. The native spawner finds a shell it runs itself.
+  if (
+    viaSetsid && !(spawner && argv[0] === shell) &&
+    !findShell(shell, options.env.PATH ?? Deno.env.get("PATH") ?? "", options.cwd)
+  ) {
     throw new Deno.errors.NotFound(`Failed to spawn '${shell}': entity not found`);
   }
-  const { argv, env } = commandLine(shell, command, options);
   // Where FFI allows, posix_spawn does what setsid does without its exec (spawn_native.ts).
-  const native = nativeSpawner()?.spawn(argv, {
+  const native = spawner?.spawn(argv, {
     cwd: options.cwd,
     env,
     stdout: options.stdout,
     stderr: options.stderr,
+    cgroupFd,
   });
   if (native) {
     const { pid, status, drained } = native;
@@ -251,6 +264,8 @@ function assertGroupId(pgid: number): void {
  */
 export function processAlive(pid: number): boolean {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  // Gone (the common case: a leader already reaped) is known without an exception.
+  if (existsNative(pid) === false) return false;
   if (hasProc()) {
     const s = procStat(pid);
     return s !== undefined && !dead(s.state);
@@ -331,6 +346,9 @@ async function waitGone(pgid: number, ms: number): Promise<boolean> {
  * ```
  */
 export async function killGroup(pgid: number, graceMs = 5000): Promise<KillOutcome> {
+  assertGroupId(pgid);
+  // Leader reaped and nobody left in its group: what every step that ends cleanly finds.
+  if (existsNative(pgid) === false && existsNative(-pgid) === false) return "gone";
   // A leader still running is being stopped: its step cgroup goes too, with whatever left the
   // group with setsid (cgroup.ts). After a leader that exited on its own, the group only.
   const started = performance.now();

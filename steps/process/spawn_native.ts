@@ -11,10 +11,15 @@
  * `-A`). Elsewhere {@linkcode nativeSpawner} answers undefined and the caller starts the command
  * through `setsid`. `THAW_SPAWN=setsid` in the engine's environment turns it off.
  *
+ * With glibc 2.39 or later (`posix_spawnattr_setcgroup_np`: `clone3` with `CLONE_INTO_CGROUP`,
+ * Linux 5.7), a command can be started inside a step's cgroup ({@linkcode NativeOptions.cgroupFd})
+ * instead of the engine moving itself there and back for the spawn (`cgroup.ts`).
+ *
  * @module
  */
 
 import type { ExitStatus } from "./process.ts";
+import { decode, Output, Watch } from "./spawn_watch.ts";
 
 /** A command started by {@linkcode NativeSpawner.spawn}. */
 export interface NativeChild {
@@ -34,6 +39,12 @@ export interface NativeSpawner {
    * `Deno.errors.NotFound` for a missing program or directory, as `Deno.Command` does.
    */
   spawn(argv: readonly string[], options: NativeOptions): NativeChild;
+  /** Whether {@linkcode NativeOptions.cgroupFd} is honoured here (glibc 2.39 or later). */
+  readonly placesInCgroups: boolean;
+  /** Opens a directory (close-on-exec) for {@linkcode NativeOptions.cgroupFd}; -1 on failure. */
+  openDirectory(path: string): number;
+  /** Closes what {@linkcode NativeSpawner.openDirectory} opened. */
+  closeFd(fd: number): void;
 }
 
 /** Where and how to run. */
@@ -44,6 +55,11 @@ export interface NativeOptions {
   readonly stdout?: ((chunk: Uint8Array) => void) | undefined;
   /** Receives stderr (to `/dev/null` when absent); what it throws is ignored. */
   readonly stderr?: ((chunk: Uint8Array) => void) | undefined;
+  /**
+   * Start the command inside this cgroup (a directory fd from
+   * {@linkcode NativeSpawner.openDirectory}); only where {@linkcode NativeSpawner.placesInCgroups}.
+   */
+  readonly cgroupFd?: number | undefined;
 }
 
 const SYMBOLS = {
@@ -55,6 +71,9 @@ const SYMBOLS = {
   posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
   posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
   posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  /** glibc 2.39: the cgroup (a directory fd) `POSIX_SPAWN_SETCGROUP` starts the child in. */
+  posix_spawnattr_setcgroup_np: { parameters: ["buffer", "i32"], result: "i32", optional: true },
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
   posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
   posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
   posix_spawn_file_actions_addopen: {
@@ -82,50 +101,9 @@ type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSID = 0x80;
-const O_RDONLY = 0, O_CLOEXEC = 0o2000000;
-const POLLIN = 0x1, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
-const WNOHANG = 1;
+const POSIX_SPAWN_SETCGROUP = 0x100;
+const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
 const ENOENT = 2, EACCES = 13, ENOTDIR = 20;
-/** How often a poll comes back to see whether its reader was cancelled (ms). */
-const POLL_MS = 100;
-const CHUNK = 65536;
-/** Where every read lands first (reads are synchronous, each chunk is copied out at once). */
-const chunk = new Uint8Array(CHUNK);
-
-const SIGNALS: (Deno.Signal | undefined)[] = [
-  undefined,
-  "SIGHUP",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGILL",
-  "SIGTRAP",
-  "SIGABRT",
-  "SIGBUS",
-  "SIGFPE",
-  "SIGKILL",
-  "SIGUSR1",
-  "SIGSEGV",
-  "SIGUSR2",
-  "SIGPIPE",
-  "SIGALRM",
-  "SIGTERM",
-  "SIGSTKFLT",
-  "SIGCHLD",
-  "SIGCONT",
-  "SIGSTOP",
-  "SIGTSTP",
-  "SIGTTIN",
-  "SIGTTOU",
-  "SIGURG",
-  "SIGXCPU",
-  "SIGXFSZ",
-  "SIGVTALRM",
-  "SIGPROF",
-  "SIGWINCH",
-  "SIGIO",
-  "SIGPWR",
-  "SIGSYS",
-];
 
 const encoder = new TextEncoder();
 
@@ -165,13 +143,6 @@ function spawnError(errno: number, what: string): Error {
   return new Error(message);
 }
 
-/** `waitpid` status word to an {@linkcode ExitStatus}. */
-function decode(word: number): ExitStatus {
-  const sig = word & 0x7f;
-  if (sig === 0) return { code: (word >> 8) & 0xff, signal: null };
-  return { code: 128 + sig, signal: SIGNALS[sig] ?? null };
-}
-
 /** A C string and where it is (a buffer's memory does not move while it lives). */
 interface CString {
   readonly bytes: Uint8Array;
@@ -205,19 +176,42 @@ class Spawner implements NativeSpawner {
   readonly #c: Libc;
   /** Spawn attributes, the same for every command: a new session, default signals, no mask. */
   readonly #attr = new Uint8Array(1024);
+  /** The same, and a cgroup to start in (set for each command), where glibc can. */
+  readonly #attrInCgroup = new Uint8Array(1024);
+  readonly placesInCgroups: boolean;
   /** File actions, filled for each command (spawning is synchronous). */
   readonly #actions = new Uint8Array(1024);
   readonly #devNull = cString("/dev/null");
 
   constructor(c: Libc) {
     this.#c = c;
-    c.posix_spawnattr_init(this.#attr);
-    c.posix_spawnattr_setsigdefault(this.#attr, new Uint8Array(128).fill(0xff));
-    c.posix_spawnattr_setsigmask(this.#attr, new Uint8Array(128));
     const flags = POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
-    if (c.posix_spawnattr_setflags(this.#attr, flags) !== 0) {
-      throw new Error("this libc has no POSIX_SPAWN_SETSID");
-    }
+    if (!this.#initAttr(this.#attr, flags)) throw new Error("this libc has no POSIX_SPAWN_SETSID");
+    this.placesInCgroups = c.posix_spawnattr_setcgroup_np !== null &&
+      this.#initAttr(this.#attrInCgroup, flags | POSIX_SPAWN_SETCGROUP);
+  }
+
+  #initAttr(attr: Uint8Array, flags: number): boolean {
+    const c = this.#c;
+    c.posix_spawnattr_init(attr);
+    c.posix_spawnattr_setsigdefault(attr, new Uint8Array(128).fill(0xff));
+    c.posix_spawnattr_setsigmask(attr, new Uint8Array(128));
+    return c.posix_spawnattr_setflags(attr, flags) === 0;
+  }
+
+  openDirectory(path: string): number {
+    return this.#c.open(cString(path).bytes, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  }
+
+  closeFd(fd: number): void {
+    this.#c.close(fd);
+  }
+
+  /** The attributes for a command started in cgroup `fd`, or in the engine's own. */
+  #attributes(fd: number | undefined): Uint8Array {
+    if (fd === undefined || !this.placesInCgroups) return this.#attr;
+    this.#c.posix_spawnattr_setcgroup_np!(this.#attrInCgroup, fd);
+    return this.#attrInCgroup;
   }
 
   spawn(argv: readonly string[], options: NativeOptions): NativeChild {
@@ -259,7 +253,7 @@ class Spawner implements NativeSpawner {
       new Uint8Array(pid.buffer),
       program.bytes,
       actions,
-      this.#attr,
+      this.#attributes(options.cgroupFd),
       pointers(args),
       pointers(env),
     );
@@ -271,150 +265,6 @@ class Spawner implements NativeSpawner {
       throw spawnError(rc, argv[0]!);
     }
     return new Watch(this.#c, pid[0]!, reads.map((fd, i) => new Output(fd, sinks[i]!)));
-  }
-}
-
-/**
- * Watches a child: its outputs and its exit, in one `poll` on a worker thread where the system
- * has pidfds (one wake-up per step when it exits), else `waitpid` on a worker thread of its own.
- */
-class Watch implements NativeChild {
-  readonly pid: number;
-  readonly status: Promise<ExitStatus>;
-  readonly drained: Promise<void>;
-  /** Settles once the outputs' pipes are closed, though the child may still run. */
-  readonly #closed: Promise<void>;
-  readonly #c: Libc;
-  readonly #outputs: Output[];
-  #exited: (status: ExitStatus) => void = () => {};
-  #outputsClosed: () => void = () => {};
-
-  constructor(c: Libc, pid: number, outputs: Output[]) {
-    this.#c = c;
-    this.pid = pid;
-    this.#outputs = outputs;
-    this.drained = Promise.all(outputs.map((o) => o.ended)).then(() => {});
-    this.#closed = new Promise((resolve) => this.#outputsClosed = resolve);
-    const pidfd = c.pidfd_open?.(pid, 0) ?? -1;
-    if (pidfd >= 0) {
-      this.status = new Promise((resolve) => this.#exited = resolve);
-      void this.#pump(pidfd);
-    } else {
-      this.status = this.#wait();
-      void this.#pump(-1);
-    }
-  }
-
-  closeOutput(): Promise<void> {
-    for (const o of this.#outputs) o.cancel();
-    return this.#closed;
-  }
-
-  /** Waits for the child on a worker thread. */
-  async #wait(): Promise<ExitStatus> {
-    const word = new Int32Array(1);
-    for (let tries = 0;; tries++) {
-      const r = await this.#c.waitpid(this.pid, new Uint8Array(word.buffer), 0);
-      if (r === this.pid) return decode(word[0]!);
-      // -1: interrupted (try again), or not our child any more (nothing to learn).
-      if (tries > 1000) return { code: 255, signal: null };
-      await new Promise((resolve) => setTimeout(resolve, tries < 10 ? 0 : 10));
-    }
-  }
-
-  /** Reaps the child once its pidfd said it exited; false if it is not reaped yet. */
-  #reap(): boolean {
-    const word = new Int32Array(1);
-    const r = this.#c.waitpid_now(this.pid, new Uint8Array(word.buffer), WNOHANG);
-    if (r === 0) return false;
-    this.#exited(r === this.pid ? decode(word[0]!) : { code: 255, signal: null });
-    return true;
-  }
-
-  /**
-   * Reads `fds` into `outputs` until each ends or its reader cancels, and watches `pidfd` until
-   * the child exits.
-   */
-  async #pump(pidfd: number): Promise<void> {
-    const c = this.#c;
-    // Off the JS heap (over 64 bytes): a worker thread writes into it while the engine goes on.
-    const poll = new Uint8Array(Math.max(128, 8 * (this.#outputs.length + 1)));
-    const view = new DataView(poll.buffer);
-    const open = this.#outputs.map((out) => ({ fd: out.fd, out: out as Output | undefined }));
-    if (pidfd >= 0) open.push({ fd: pidfd, out: undefined });
-    for (;;) {
-      for (let i = open.length - 1; i >= 0; i--) {
-        if (!open[i]!.out?.cancelled) continue;
-        open[i]!.out!.end();
-        c.close(open[i]!.fd);
-        open.splice(i, 1);
-      }
-      const reading = open.some((o) => o.out !== undefined);
-      if (!reading) this.#outputsClosed();
-      if (!open.length) return;
-      open.forEach(({ fd }, i) => {
-        view.setInt32(8 * i, fd, true);
-        view.setInt16(8 * i + 4, POLLIN, true);
-        view.setInt16(8 * i + 6, 0, true);
-      });
-      // Only the exit left to see: no reader to check on as often.
-      const ms = reading ? POLL_MS : 10 * POLL_MS;
-      // What is ready already (the pipes' ends, just after the exit) costs no worker thread.
-      const n = BigInt(open.length);
-      if (c.poll_now(poll, n, 0) <= 0 && await c.poll(poll, n, ms) <= 0) continue;
-      for (let i = open.length - 1; i >= 0; i--) {
-        if ((view.getInt16(8 * i + 6, true) & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) === 0) {
-          continue;
-        }
-        const { fd, out } = open[i]!;
-        if (out === undefined) {
-          if (!this.#reap()) continue;
-        } else {
-          const n = Number(c.read(fd, chunk, BigInt(CHUNK)));
-          if (n > 0) {
-            out.push(chunk.slice(0, n));
-            continue;
-          }
-          out.end();
-        }
-        c.close(fd);
-        open.splice(i, 1);
-      }
-    }
-  }
-}
-
-/** One output of a command: its pipe, where its bytes go, whether it ended. */
-class Output {
-  cancelled = false;
-  readonly ended: Promise<void>;
-  readonly fd: number;
-  readonly #sink: (chunk: Uint8Array) => void;
-  #end: () => void = () => {};
-
-  constructor(fd: number, sink: (chunk: Uint8Array) => void) {
-    this.fd = fd;
-    this.#sink = sink;
-    this.ended = new Promise((resolve) => this.#end = resolve);
-  }
-
-  push(chunk: Uint8Array): void {
-    if (this.cancelled) return;
-    try {
-      this.#sink(chunk);
-    } catch {
-      // A failing sink must not stop the pipe from being drained.
-    }
-  }
-
-  /** No more reading: what is still in the pipe is dropped. */
-  cancel(): void {
-    this.cancelled = true;
-    this.#end();
-  }
-
-  end(): void {
-    this.#end();
   }
 }
 

@@ -5,11 +5,16 @@
  * @module
  */
 
-import { killGroup, spawnGroup } from "../process/process.ts";
+import type { Process } from "../kind.ts";
+import { localTarget } from "../targets/local.ts";
 import type { ProbeSpec, StepContext } from "../types.ts";
 
-/** What a probe needs: the common context, and the shell for `run` probes (`bash` by default). */
-export interface ProbeContext extends Pick<StepContext, "signal" | "clock" | "env" | "cwd"> {
+/**
+ * What a probe needs: the common context (a `run` probe starts on its `target`, this machine by
+ * default), and the shell for `run` probes (`bash` by default).
+ */
+export interface ProbeContext
+  extends Pick<StepContext, "signal" | "clock" | "env" | "cwd" | "target"> {
   readonly shell?: string;
   /** `run` probes run as this system user (the step's `user:`). */
   readonly user?: string | undefined;
@@ -140,13 +145,17 @@ function attemptOf(spec: ProbeSpec, ctx: ProbeContext): Attempt {
     : runAttempt(spec.target, ctx);
 }
 
+/** A `run` probe: the command starts on the step's target (a host's probe runs there). */
 function runAttempt(command: string, ctx: ProbeContext): Attempt {
+  const target = ctx.target ?? localTarget;
   return async (ms, outer) => {
     let stderr = "";
     const decoder = new TextDecoder();
-    let group;
+    let group: Process;
     try {
-      group = spawnGroup(ctx.shell ?? "bash", command, {
+      group = await target.spawn({
+        shell: ctx.shell ?? "bash",
+        command,
         cwd: ctx.cwd,
         env: ctx.env,
         user: ctx.user,
@@ -165,13 +174,13 @@ function runAttempt(command: string, ctx: ProbeContext): Attempt {
       });
       const first = await Promise.race([g.status, stopped]);
       if (first === "stopped") {
-        await killGroup(g.pgid, outer.aborted ? 0 : 1000).catch(() => {});
+        await target.killGroup(g.pgid, outer.aborted ? 0 : 1000).catch(() => {});
         await g.status;
         await g.closeOutput();
         return `still running after ${formatMs(ms)} (killed)`;
       }
       // Whatever the command left behind in its group goes with it.
-      await killGroup(g.pgid, 1000).catch(() => {});
+      await target.killGroup(g.pgid, 1000).catch(() => {});
       await Promise.race([g.drained, new Promise((r) => setTimeout(r, 100))]);
       await g.closeOutput();
       if (first.code === 0) return undefined;

@@ -6,8 +6,10 @@
  */
 
 import { formatMs, probe, type ProbeResult, staleService } from "./probe.ts";
-import { type ExitStatus, type Group, killGroup, spawnGroup } from "../process/process.ts";
-import { lastLogLine, openLog } from "./service.ts";
+import type { ExitStatus } from "../process/process.ts";
+import type { Process, Target } from "../kind.ts";
+import { localTarget } from "../targets/local.ts";
+import { lastLogLine, lastTargetLogLine, openLog, openTargetLog } from "./service.ts";
 import type { RunContext, RunEffect, RunSpec, Service } from "../types.ts";
 
 /** Grace between SIGTERM and SIGKILL when an attempt times out or fails its probe. */
@@ -74,14 +76,14 @@ type Event =
 const CANCELLED: Outcome = { ok: false, reason: "cancelled" };
 
 /** Waits a moment for output still in the pipes, then stops reading them. */
-async function closeOutput(group: Group): Promise<void> {
+async function closeOutput(group: Process): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([group.drained, new Promise((r) => timer = setTimeout(r, DRAIN_MS))]);
   clearTimeout(timer);
   await group.closeOutput();
 }
 
-function makeService(group: Group, tail: LastLine): Service {
+function makeService(group: Process, tail: LastLine, target: Target): Service {
   let stopping: Promise<void> | undefined;
   return {
     pid: group.pid,
@@ -92,7 +94,7 @@ function makeService(group: Group, tail: LastLine): Service {
     ),
     stop: (graceMs = STOP_GRACE_MS) =>
       stopping ??= (async () => {
-        await killGroup(group.pgid, graceMs);
+        await target.killGroup(group.pgid, graceMs);
         await group.status;
         await closeOutput(group);
       })(),
@@ -100,24 +102,40 @@ function makeService(group: Group, tail: LastLine): Service {
 }
 
 /**
- * Starts an attempt's process group. A background service with a log file writes there itself
- * (it must outlive the engine); everything else is piped to `ctx.output`, stderr kept for the
- * failure reason.
+ * Starts an attempt's process group on the step's target (this machine by default). A background
+ * service with a log file writes there itself (it must outlive the engine); everything else is
+ * piped to `ctx.output`, stderr kept for the failure reason.
  */
-function start(spec: RunSpec, ctx: RunContext): { group: Group; tail: LastLine } {
-  const base = { cwd: ctx.cwd, env: ctx.env, user: spec.user };
+async function start(spec: RunSpec, ctx: RunContext): Promise<{ group: Process; tail: LastLine }> {
+  const target = ctx.target ?? localTarget;
+  const base = {
+    shell: spec.shell,
+    command: spec.command,
+    cwd: ctx.cwd,
+    env: ctx.env,
+    user: spec.user,
+  };
+  if (spec.background && ctx.logFile !== undefined && target.name !== "local") {
+    // The log file is on the host: the service writes it there and outlives thaw.
+    const log = ctx.logFile;
+    const from = await openTargetLog(target, log);
+    return {
+      group: await target.spawn({ ...base, log }),
+      tail: { last: () => lastTargetLogLine(target, log, from) },
+    };
+  }
   if (spec.background && ctx.logFile !== undefined) {
     const log = ctx.logFile;
     const from = openLog(log);
     return {
-      group: spawnGroup(spec.shell, spec.command, { ...base, log }),
+      group: await target.spawn({ ...base, log }),
       tail: {
         last: () => lastLogLine(log, from),
       },
     };
   }
   const tail = new Tail();
-  const group = spawnGroup(spec.shell, spec.command, {
+  const group = await target.spawn({
     ...base,
     ...(ctx.output ? { stdout: ctx.output } : {}),
     stderr: (chunk) => {
@@ -130,15 +148,18 @@ function start(spec: RunSpec, ctx: RunContext): { group: Group; tail: LastLine }
 
 /** One attempt: start the command, wait for it (and its probe), clean up. */
 async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
-  let group: Group, tail: LastLine;
+  const target = ctx.target ?? localTarget;
+  let group: Process, tail: LastLine;
   try {
-    ({ group, tail } = start(spec, ctx));
+    ({ group, tail } = await start(spec, ctx));
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
     return { ok: false, reason: `cannot start ${spec.shell}: ${oneLine(why)}` };
   }
   const { pgid } = group;
-  ctx.onSpawn?.({ pid: group.pid, pgid });
+  // A group on a host is not this machine's to clean up after a crash: its ssh session ending
+  // stops it there (and a service is watched through its target).
+  if (target.name === "local") ctx.onSpawn?.({ pid: group.pid, pgid });
 
   // Ends this attempt's timer and probe.
   const done = new AbortController();
@@ -171,7 +192,7 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
     ctx.signal.removeEventListener("abort", onAbort);
     await probing;
     if (outcome.ok && outcome.service) return outcome;
-    if (killGrace !== undefined) await killGroup(pgid, killGrace);
+    if (killGrace !== undefined) await target.killGroup(pgid, killGrace);
     await group.status;
     await closeOutput(group);
     return outcome;
@@ -180,7 +201,7 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
     `timed out after ${formatMs(spec.timeoutMs ?? 0)}; process group ${pgid} killed`;
 
   if (spec.background) {
-    if (!spec.ready) return end({ ok: true, service: makeService(group, tail) });
+    if (!spec.ready) return end({ ok: true, service: makeService(group, tail, target) });
     const ev = await Promise.race([exit, cancel, timeout, ready()]);
     switch (ev.type) {
       case "cancel":
@@ -197,7 +218,7 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
       case "ready":
         if (ctx.signal.aborted) return end(CANCELLED, 0);
         return ev.result.ok
-          ? end({ ok: true, service: makeService(group, tail) })
+          ? end({ ok: true, service: makeService(group, tail, target) })
           : end({ ok: false, reason: `ready probe failed: ${ev.result.reason}` }, KILL_GRACE_MS);
     }
   }
@@ -207,7 +228,7 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
   if (ev.type === "timeout") return end({ ok: false, reason: timedOut() }, KILL_GRACE_MS);
   if (ev.type !== "exit") throw new Error("unreachable");
   // The command is done: nothing it started may outlive it in its group.
-  const left = await killGroup(pgid, KILL_GRACE_MS);
+  const left = await target.killGroup(pgid, KILL_GRACE_MS);
   if (left !== "gone") ctx.log(`stopped what the command left running (process group ${pgid})`);
   if (ev.status.code !== 0) {
     const reason = await describeExit(ev.status, tail);

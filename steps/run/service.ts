@@ -6,6 +6,10 @@
  * @module
  */
 
+import { dirname } from "node:path";
+import type { Target } from "../kind.ts";
+import { shellWord, targetSh } from "../targets/target_sh.ts";
+
 /** Bytes of a log read back for a failure reason. */
 const TAIL_BYTES = 16 * 1024;
 
@@ -60,11 +64,42 @@ export async function lastLogLine(log: string, from: number): Promise<string | u
       if (n === null) break;
       got += n;
     }
-    const lines = new TextDecoder().decode(buf.subarray(0, got)).split("\n")
-      .map((l) => l.slice(l.lastIndexOf("\r") + 1).replace(CONTROL, " ").trim())
-      .filter((l) => l !== "");
-    const last = lines.pop();
-    return last === undefined ? undefined : last.length > 300 ? `${last.slice(0, 299)}…` : last;
+    return lastLineOf(new TextDecoder().decode(buf.subarray(0, got)));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The last line with something on it, cleaned for a one-line reason. */
+function lastLineOf(text: string): string | undefined {
+  const lines = text.split("\n")
+    .map((l) => l.slice(l.lastIndexOf("\r") + 1).replace(CONTROL, " ").trim())
+    .filter((l) => l !== "");
+  const last = lines.pop();
+  return last === undefined ? undefined : last.length > 300 ? `${last.slice(0, 299)}…` : last;
+}
+
+/**
+ * Prepares a service's log file on a target that is not this machine (a host): its directory
+ * made there; the size it has, to read only what the service wrote after it.
+ */
+export async function openTargetLog(target: Target, log: string): Promise<number> {
+  await target.mkdir(dirname(log));
+  return (await target.stat(log))?.size ?? 0;
+}
+
+/** {@linkcode lastLogLine} of a log file on a target (`tail` there); undefined when unreadable. */
+export async function lastTargetLogLine(
+  target: Target,
+  log: string,
+  from: number,
+): Promise<string | undefined> {
+  try {
+    const out = await targetSh(
+      target,
+      `tail -c +${from + 1} -- ${shellWord(log)} | tail -c ${TAIL_BYTES}`,
+    );
+    return lastLineOf(out);
   } catch {
     return undefined;
   }

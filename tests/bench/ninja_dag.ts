@@ -1,17 +1,23 @@
 /**
  * thaw against ninja on the same DAG, like for like: 1,000 steps, each needing up to three earlier
  * steps, run with parallelism 2 on both sides. Prints the median wall time of each (the whole
- * command, start-up included), the ratio, and the start-up of each on a 1-step DAG; exits 1 if
- * thaw takes more than 2x ninja.
+ * command, start-up included), the ratio, the start-up of each on a 1-step DAG, the CPU time of
+ * thaw's engine thread (less sensitive than wall time to other work on the machine) and the load
+ * average before and after; exits 1 if thaw takes more than 2x ninja.
  *
  * What each side does per step:
  * - ninja (`ninja -j2`): rule `command = true`; ninja runs it as `/bin/sh -c true` (one fork and
  *   exec of `sh`; `true` is a shell builtin). The outputs are never written, so ninja has no
  *   stamps to stat afterwards beyond its own log (`.ninja_log`), which it appends per edge.
- * - thaw (`thaw run dag.yaml --store s.db`): `run: "true"`, `shell: sh`: one process, started
- *   through `setsid` (`setsid sh -c true`: setsid execs sh in the same process, no extra fork),
- *   in its own process group; its pid recorded in the SQLite store, and each state change
- *   (`running`, `done`) committed to the store before a step that needs it starts.
+ * - thaw (`thaw run dag.yaml --store s.db`): `run: "true"`, `shell: sh`: one process (`sh -c
+ *   true`), started with posix_spawn through FFI as the leader of a new session and process group
+ *   (`steps/process/spawn_native.ts`) and, where cgroup2 is writable (root), born in a cgroup of
+ *   its own (`steps/process/cgroup.ts`); its pid recorded in the SQLite store, and each state
+ *   change (`running`, `done`) committed to the store before a step that needs it starts.
+ *
+ * Both sides block in posix_spawn until the new process has exec'd (glibc uses vfork): on a busy
+ * machine that wait grows with the queue for a CPU, and more for thaw, whose engine thread is
+ * busy between spawns. Compare figures taken with the same load average.
  *
  * ```sh
  * deno run -A tests/bench/ninja_dag.ts [--steps 1000] [--rounds 5]
@@ -61,26 +67,54 @@ export function ninja(d: number[][]): string {
   return lines.join("\n") + "\n";
 }
 
-async function time(cmd: string, args: string[], cwd: string): Promise<number> {
+/** Wall time of `cmd` (ms), and the CPU time of its main thread (ms, read from /proc). */
+async function time(cmd: string, args: string[], cwd: string): Promise<[number, number]> {
   const t0 = performance.now();
-  const out = await new Deno.Command(cmd, { args, cwd, stdout: "null", stderr: "piped" }).output();
+  const child = new Deno.Command(cmd, { args, cwd, stdout: "null", stderr: "piped" }).spawn();
+  let cpu = 0, done = false;
+  const output = child.output().finally(() => done = true);
+  while (!done) {
+    cpu = threadCpu(child.pid) ?? cpu;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const out = await output;
   const ms = performance.now() - t0;
   if (!out.success) throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
-  return ms;
+  return [ms, cpu];
+}
+
+/** CPU time (ms) of the main thread of `pid` so far; undefined once it is gone. */
+function threadCpu(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in USER_HZ (100)
+  } catch {
+    return undefined;
+  }
+}
+
+/** The 1, 5 and 15 minute load averages. */
+function loadAverage(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "unknown";
+  }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
-/** One round: both sides on a fresh directory each; [ninja ms, thaw ms]. */
-async function round(d: number[][]): Promise<[number, number]> {
+/** One round: both sides on a fresh directory each; [ninja ms, thaw ms, thaw engine CPU ms]. */
+async function round(d: number[][]): Promise<[number, number, number]> {
   const dir = await Deno.makeTempDir({ prefix: "thaw-ninja-" });
   try {
     await Deno.writeTextFile(join(dir, "dag.yaml"), runbook(d));
     await Deno.writeTextFile(join(dir, "build.ninja"), ninja(d));
-    const n = await time("ninja", ["-j2", "-C", dir], dir);
+    const [n] = await time("ninja", ["-j2", "-C", dir], dir);
     const args = ["run", "-A", MAIN, "run", "dag.yaml", "--store", "s.db"];
-    const t = await time(Deno.execPath(), args, dir);
-    return [n, t];
+    const [t, cpu] = await time(Deno.execPath(), args, dir);
+    return [n, t, cpu];
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -97,13 +131,15 @@ if (import.meta.main) {
   const rounds = Number(values.rounds);
   const d = dag(Number(values.steps));
   const one = dag(1);
-  const thawMs: number[] = [], ninjaMs: number[] = [];
+  const thawMs: number[] = [], ninjaMs: number[] = [], thawCpu: number[] = [];
   const thawStart: number[] = [], ninjaStart: number[] = [];
+  const loadBefore = loadAverage();
   await round(d); // warm-up: deno's module cache, the page cache
   for (let r = 0; r < rounds; r++) {
-    const [n, t] = await round(d);
+    const [n, t, cpu] = await round(d);
     ninjaMs.push(n);
     thawMs.push(t);
+    thawCpu.push(cpu);
     const [n1, t1] = await round(one);
     ninjaStart.push(n1);
     thawStart.push(t1);
@@ -116,11 +152,13 @@ if (import.meta.main) {
   );
   console.log(`  ninja -j2  ${n.toFixed(0)} ms  (${list(ninjaMs)})`);
   console.log(`  thaw run   ${t.toFixed(0)} ms  (${list(thawMs)})`);
+  console.log(`  thaw's engine thread CPU ${median(thawCpu).toFixed(0)} ms  (${list(thawCpu)})`);
   console.log(`  1-step DAG (start-up): ninja ${n1.toFixed(0)} ms, thaw ${t1.toFixed(0)} ms`);
   console.log(
     `  per step without start-up: ninja ${((n - n1) / d.length).toFixed(2)} ms, ` +
       `thaw ${((t - t1) / d.length).toFixed(2)} ms`,
   );
   console.log(`  thaw / ninja: ${(t / n).toFixed(2)} (target <= ${MAX_RATIO})`);
+  console.log(`  load average before: ${loadBefore}, after: ${loadAverage()}`);
   Deno.exit(t / n <= MAX_RATIO ? 0 : 1);
 }

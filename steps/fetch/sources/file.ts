@@ -12,6 +12,8 @@
  *   resumed (a leftover tmp is removed first) and never hashed: a `sha256` cannot describe a
  *   tree, so a directory source with `sha256` set fails rather than go unchecked.
  * - A missing source fails at once, naming the path; other read errors fail the attempt.
+ * - The path is this machine's. Landing on another target (a host, `on:`), a single file is
+ *   streamed there (no clone); a directory fails, with advice to use `fetch.run` on the host.
  *
  * @module
  */
@@ -21,7 +23,8 @@ import { isAbsolute, resolve } from "node:path";
 import { removeQuietly, sizeUnder } from "../atomic.ts";
 import { describeError, SourceFailure } from "../attempt.ts";
 import type { Attempt, Outcome } from "../attempt.ts";
-import { hashFile, TmpFile } from "../sink.ts";
+import { remoteTargetOf } from "../place.ts";
+import { hashFile, openSink } from "../sink.ts";
 
 /** Bytes per read of a streamed copy. */
 export const CHUNK = 256 << 10;
@@ -170,17 +173,29 @@ export async function fetchFile(
   } catch (error) {
     throw failure(error, path, path === location);
   }
+  const remote = remoteTargetOf(ctx);
+  if (info.isDirectory && remote !== undefined) {
+    throw new SourceFailure(
+      `is a directory on this machine: a file source sends single files to host ` +
+        `${remote.name}; for a tree, use fetch.run with a command run there (rsync, tar, restic)`,
+      false,
+    );
+  }
   if (info.isDirectory) return await fetchTree(path, attempt);
   if (!info.isFile) throw new SourceFailure("not a regular file or directory", false);
 
-  const old = await Deno.lstat(spec.tmp).catch(() => null);
-  if ((old === null || (old.isFile && old.size === 0)) && await tryClone(path, false, attempt)) {
+  // A clone shares blocks of this machine's file system: never for data landing on a host.
+  const old = remote === undefined ? await Deno.lstat(spec.tmp).catch(() => null) : undefined;
+  if (
+    old !== undefined && (old === null || (old.isFile && old.size === 0)) &&
+    await tryClone(path, false, attempt)
+  ) {
     const digest = spec.sha256 === undefined ? undefined : await hashFile(spec.tmp, attempt.signal);
     ctx.progress(info.size, info.size);
     return { ok: true, bytes: info.size, digest, resumed: false, synced: false };
   }
 
-  const sink = await TmpFile.open(attempt, true);
+  const sink = await openSink(attempt, true);
   attempt.keepTmpOnAbort = true;
   try {
     sink.total = info.size;

@@ -19,7 +19,7 @@
 
 import { describeError, SourceFailure } from "../attempt.ts";
 import type { Attempt, Outcome } from "../attempt.ts";
-import { TmpFile } from "../sink.ts";
+import { openSink, type Sink } from "../sink.ts";
 
 /** Resumes of dropped connections allowed within one attempt. */
 export const MAX_RESUMES = 5;
@@ -59,7 +59,7 @@ function statusLine(response: Response): string {
  */
 async function pump(
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  sink: TmpFile,
+  sink: Sink,
   attempt: Attempt,
 ): Promise<void> {
   const read = () => {
@@ -94,7 +94,7 @@ async function pump(
  */
 export async function fetchHttp(url: string, attempt: Attempt): Promise<Outcome> {
   const { spec, ctx } = attempt;
-  const sink = await TmpFile.open(attempt, true);
+  const sink = await openSink(attempt, true);
   attempt.keepTmpOnAbort = true;
   try {
     let validator: string | undefined;

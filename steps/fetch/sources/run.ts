@@ -34,6 +34,7 @@ import { describeError, SourceFailure } from "../attempt.ts";
 import type { Attempt, Outcome } from "../attempt.ts";
 import { hashFile } from "../sink.ts";
 import { asUser } from "../../process/user.ts";
+import { remoteTargetOf } from "../place.ts";
 
 /** The longest pause between two measures of tmp (progress, when the link never holds it), ms. */
 export const POLL_MS = 250;
@@ -207,6 +208,11 @@ export async function fetchRun(
   attempt: Attempt,
 ): Promise<Outcome> {
   const { spec, ctx } = attempt;
+  const remote = remoteTargetOf(ctx);
+  if (remote !== undefined) {
+    const { fetchRunOn } = await import("./run_remote.ts");
+    return await fetchRunOn(remote, source, attempt);
+  }
   await removeQuietly(spec.tmp);
   await ensureParent(spec.tmp);
   attempt.signal.throwIfAborted();
@@ -219,7 +225,7 @@ export async function fetchRun(
       : asUser([source.shell, "-c", source.command], env, source.user);
     child = new Deno.Command(run.argv[0]!, {
       args: run.argv.slice(1),
-      cwd: ctx.cwd,
+      cwd: ctx.cwd ?? Deno.cwd(),
       env: run.env,
       clearEnv: true,
       stdin: "null",

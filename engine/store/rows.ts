@@ -1,10 +1,12 @@
 /**
- * Between the store's records and the SQLite rows that hold them, and the folding of step
- * changes into a step's current row.
+ * Between the store's records and the rows that hold them (the same for every dialect: flags
+ * are written as booleans and read with {@link flag}), and the folding of step changes into a
+ * step's current row.
  *
  * @module
  */
-import type { Selectable } from "kysely";
+import type { Insertable, Selectable } from "kysely";
+import { flag } from "./dialects/dialect.ts";
 import type { ProgressTable, RunsTable, StepEventsTable, StepsTable } from "./migrations.ts";
 import type {
   Command,
@@ -49,7 +51,7 @@ export function newStepRow(run: string, step: string, seq: number): StepsTable {
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { fold, newStepRow } from "./sqlite_rows.ts";
+ * import { fold, newStepRow } from "./rows.ts";
  * let row = fold(newStepRow("r1", "start", 1), { step: "start", state: "frozen", at: 2 });
  * row = fold(row, { step: "start", state: "running", at: 9 });
  * equal(row.frozen_s, 7);
@@ -71,14 +73,15 @@ export function fold(prev: StepsTable, change: StepChange): StepsTable {
 }
 
 /** The row of a new run: `running`, its heartbeat at its start. */
-export function runRow(run: NewRun): RunsTable {
+export function runRow(run: NewRun): Insertable<RunsTable> {
   return {
     id: run.id,
     runbook: run.runbook,
     file: run.file,
     file_sha256: run.fileSha256,
+    runbook_text: run.runbookText ?? null,
     mode: run.mode,
-    drill: run.drill ? 1 : 0,
+    drill: run.drill,
     strategy: run.strategy,
     vars: JSON.stringify(run.vars),
     steps: JSON.stringify(run.steps),
@@ -94,8 +97,8 @@ export function runRow(run: NewRun): RunsTable {
 }
 
 /** The columns a patch sets (none for an empty patch). */
-export function runSet(patch: RunPatch): Partial<RunsTable> {
-  const set: Partial<RunsTable> = {};
+export function runSet(patch: RunPatch): Partial<Insertable<RunsTable>> {
+  const set: Partial<Insertable<RunsTable>> = {};
   if (patch.state !== undefined) set.state = patch.state;
   if (patch.heartbeatAt !== undefined) set.heartbeat_at = patch.heartbeatAt;
   if (patch.endedAt !== undefined) set.ended_at = patch.endedAt;
@@ -114,11 +117,11 @@ export function toRun(r: Selectable<RunsTable>): RunRecord {
     file: r.file,
     fileSha256: r.file_sha256,
     mode: r.mode as RunRecord["mode"],
-    drill: r.drill !== 0,
+    drill: flag(r.drill),
     strategy: r.strategy,
     vars: JSON.parse(r.vars),
     steps: JSON.parse(r.steps),
-    startedAt: r.started_at,
+    startedAt: Number(r.started_at),
     pid: r.pid,
     host: r.host,
     state: r.state as RunRecord["state"],
@@ -126,6 +129,7 @@ export function toRun(r: Selectable<RunsTable>): RunRecord {
     endedAt: r.ended_at,
     report: r.report,
     outcome: r.outcome,
+    ...(r.runbook_text === null ? {} : { runbookText: r.runbook_text }),
   };
 }
 
@@ -153,12 +157,14 @@ export function toStep(r: StepsTable): StepRecord {
 }
 
 /** The columns of a progress sample, but its run and step. */
-export function progressValues(p: FetchProgress): Omit<ProgressTable, "run" | "step"> {
+export function progressValues(
+  p: FetchProgress,
+): Omit<Insertable<ProgressTable>, "run" | "step"> {
   return {
     bytes: p.bytes,
     total: p.total,
     prefetched: p.prefetched,
-    demanded: p.demanded ? 1 : 0,
+    demanded: p.demanded,
     source: p.source,
     at: p.at,
     moving_s: p.moving !== undefined && Number.isFinite(p.moving) ? p.moving : null,
@@ -166,14 +172,14 @@ export function progressValues(p: FetchProgress): Omit<ProgressTable, "run" | "s
 }
 
 /** A progress sample from its row. */
-export function toProgress(r: ProgressTable): FetchProgress {
+export function toProgress(r: Selectable<ProgressTable>): FetchProgress {
   const { run: _, demanded, moving_s, ...rest } = r;
-  return { ...rest, demanded: demanded !== 0, ...(moving_s === null ? {} : { moving: moving_s }) };
+  return { ...rest, demanded: flag(demanded), ...(moving_s === null ? {} : { moving: moving_s }) };
 }
 
 /** A command from its row. */
 export function toCommand(
   r: { id: number; run: string; kind: string; step: string | null; at: number },
 ): Command {
-  return { id: r.id, run: r.run, kind: r.kind as Command["kind"], step: r.step, at: r.at };
+  return { id: Number(r.id), run: r.run, kind: r.kind as Command["kind"], step: r.step, at: r.at };
 }

@@ -41,7 +41,7 @@ function bindable(value: unknown): SQLInputValue {
  * ```ts
  * import { equal } from "node:assert/strict";
  * import { DatabaseSync } from "node:sqlite";
- * import { adaptDatabase } from "./sqlite_dialect.ts";
+ * import { adaptDatabase } from "./node_sqlite.ts";
  * const db = adaptDatabase(new DatabaseSync(":memory:"));
  * const stmt = db.prepare("select ? + 1 as n");
  * equal(stmt.reader, true);
@@ -87,8 +87,43 @@ function prepare(db: DatabaseSync, sql: string): SqliteStatement {
   };
 }
 
-/** Kysely's SQLite driver, with transactions that take the write lock when they begin. */
+/** A lock handed from holder to holder, in the order they asked. */
+class Lock {
+  #held = false;
+  readonly #waiting: (() => void)[] = [];
+
+  async take(): Promise<void> {
+    if (!this.#held) {
+      this.#held = true;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  give(): void {
+    const next = this.#waiting.shift();
+    if (next === undefined) this.#held = false;
+    else next();
+  }
+}
+
+/**
+ * Kysely's SQLite driver, with transactions that take the write lock when they begin, and its
+ * one connection held by one user at a time, be it Kysely or {@link NodeSqliteDialect.hold}.
+ */
 class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #lock = new Lock();
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    await this.#lock.take();
+    return await super.acquireConnection();
+  }
+
+  override releaseConnection(): Promise<void> {
+    this.#lock.give();
+    return Promise.resolve();
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw("begin immediate"));
   }
@@ -110,7 +145,7 @@ class TransactionalSqliteAdapter extends SqliteAdapter {
  * import { equal } from "node:assert/strict";
  * import { DatabaseSync } from "node:sqlite";
  * import { Kysely, sql } from "kysely";
- * import { NodeSqliteDialect } from "./sqlite_dialect.ts";
+ * import { NodeSqliteDialect } from "./node_sqlite.ts";
  * const db = new Kysely<Record<string, never>>({
  *   dialect: new NodeSqliteDialect(new DatabaseSync(":memory:")),
  * });
@@ -121,6 +156,7 @@ class TransactionalSqliteAdapter extends SqliteAdapter {
  */
 export class NodeSqliteDialect implements Dialect {
   readonly #db: DatabaseSync;
+  #driver: ImmediateSqliteDriver | undefined;
 
   /** Creates the dialect for an open database. */
   constructor(db: DatabaseSync) {
@@ -129,7 +165,24 @@ export class NodeSqliteDialect implements Dialect {
 
   /** The driver: one connection, transactions begin immediate. */
   createDriver(): Driver {
-    return new ImmediateSqliteDriver({ database: adaptDatabase(this.#db) });
+    this.#driver = new ImmediateSqliteDriver({ database: adaptDatabase(this.#db) });
+    return this.#driver;
+  }
+
+  /**
+   * Holds the database's one connection while `fn` runs (Kysely's own queries wait for it), for
+   * statements already compiled: they run on it without going through Kysely's executor. Only
+   * once the Kysely instance over this dialect has run a query (opening its driver).
+   */
+  async hold<T>(fn: (connection: DatabaseConnection) => Promise<T>): Promise<T> {
+    const driver = this.#driver;
+    if (driver === undefined) throw new Error("the SQLite dialect is not open yet");
+    const connection = await driver.acquireConnection();
+    try {
+      return await fn(connection);
+    } finally {
+      await driver.releaseConnection();
+    }
   }
 
   /** SQLite's query compiler. */

@@ -1,0 +1,167 @@
+/**
+ * The temporary file of a streamed fetch that lands on a {@linkcode Target} other than this
+ * machine (a host over ssh, `on:`): the same contract as {@linkcode TmpFile}, through the target's
+ * file operations only (`stat`, `mkdir`, `remove`, `openWrite` at an offset, `sha256`).
+ *
+ * - Continues after the bytes an interrupted attempt (or a killed engine) left under the
+ *   temporary name on the target: `openWrite` cuts the file at the size it had, so nothing is
+ *   written twice.
+ * - Hashes the bytes as they stream when it saw them all (a fresh start, or a retry of this same
+ *   call); after bytes it did not see (a resumed run), the digest is computed on the target
+ *   (`sha256sum` on a host) once the data is complete.
+ * - One write is on its way to the target while the next chunk is received (the target's writer
+ *   applies back-pressure).
+ *
+ * @module
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import type { FileWriter, Target } from "../kind.ts";
+import type { Attempt } from "./attempt.ts";
+import type { Sink } from "./sink.ts";
+
+/** A temporary file on a target, filled by a streamed transfer. */
+export class TargetTmpFile implements Sink {
+  readonly #attempt: Attempt;
+  readonly #target: Target;
+  #writer: FileWriter;
+  /** The digest of every byte under tmp, when this process saw them all. */
+  #hash: Hash | undefined;
+  #written = 0;
+  #accepted = 0;
+  #writing: Promise<void> | undefined;
+  #error: unknown;
+  #closed = false;
+  /** Whether the data continues bytes of an earlier attempt or run. */
+  resumed = false;
+  /** The size of the whole data set when known, for progress. */
+  total: number | undefined;
+
+  private constructor(attempt: Attempt, target: Target, writer: FileWriter) {
+    this.#attempt = attempt;
+    this.#target = target;
+    this.#writer = writer;
+    this.total = attempt.spec.size;
+  }
+
+  /**
+   * Opens `spec.tmp` on `target` (creating its directory). With `resume`, continues after the
+   * bytes already there, unless there are more than `spec.size`; else starts empty. Anything but
+   * a file there (a directory a `run:` source left) is removed. Its directory exists (the fetch
+   * made it).
+   */
+  static async open(attempt: Attempt, target: Target, resume: boolean): Promise<TargetTmpFile> {
+    const { spec, ctx } = attempt;
+    const old = await target.stat(spec.tmp);
+    if (old !== null && old.type !== "file") await target.remove(spec.tmp);
+    let offset = resume && old?.type === "file" ? old.size : 0;
+    if (offset > 0 && spec.size !== undefined && offset > spec.size) {
+      ctx.log(
+        `${target.name}:${spec.tmp} holds ${offset} bytes, more than the ${spec.size} ` +
+          `expected: restart`,
+      );
+      offset = 0;
+    }
+    const writer = await target.openWrite(spec.tmp, { offset });
+    const sink = new TargetTmpFile(attempt, target, writer);
+    const cached = attempt.call.prefix;
+    attempt.call.prefix = undefined;
+    if (spec.sha256 !== undefined) {
+      if (offset === 0) sink.#hash = createHash("sha256");
+      else if (cached?.bytes === offset && cached.mtime === (old?.mtimeMs ?? -1)) {
+        sink.#hash = cached.hash.copy(); // this call wrote them: no need to read them again
+      }
+    }
+    sink.#written = sink.#accepted = offset;
+    sink.resumed = offset > 0;
+    ctx.progress(offset, sink.total);
+    return sink;
+  }
+
+  /** Bytes of the data set received so far (written, or about to be): where to continue. */
+  get bytes(): number {
+    return this.#accepted;
+  }
+
+  /**
+   * Appends a chunk that crossed the link. Waits for the write before, then sends this one on its
+   * way: the next chunk is received while it travels. The sink owns the chunk from now on.
+   */
+  async push(chunk: Uint8Array): Promise<void> {
+    if (this.#error !== undefined) throw this.#error;
+    this.#hash?.update(chunk);
+    this.#accepted += chunk.length;
+    this.#attempt.call.transferred += chunk.length;
+    await this.#writing;
+    if (this.#error !== undefined) throw this.#error;
+    this.#writing = this.#writer.write(chunk).then(
+      () => void (this.#written += chunk.length),
+      (error) => void (this.#error ??= error),
+    );
+    this.#attempt.ctx.progress(this.#written, this.total);
+  }
+
+  /** Waits until everything received is written; throws the write error if one happened. */
+  async drain(): Promise<void> {
+    await this.#writing;
+    this.#writing = undefined;
+    if (this.#error !== undefined) throw this.#error;
+    this.#attempt.ctx.progress(this.#written, this.total);
+  }
+
+  /** Empties the file to start over from byte 0. */
+  async reset(): Promise<void> {
+    await this.drain();
+    await this.#writer.close();
+    this.#writer = await this.#target.openWrite(this.#attempt.spec.tmp, { offset: 0 });
+    this.#hash = this.#attempt.spec.sha256 === undefined ? undefined : createHash("sha256");
+    this.#written = this.#accepted = 0;
+    this.resumed = false;
+    this.#attempt.ctx.progress(0, this.total);
+  }
+
+  /**
+   * Writes what is left, flushes it to the target's disk and closes: the size, and the digest
+   * when `spec.sha256` is set (computed on the target when this process did not see every byte).
+   */
+  async finish(): Promise<{ bytes: number; digest?: string }> {
+    await this.drain();
+    await this.#writer.sync();
+    this.#closed = true;
+    await this.#writer.close();
+    const { spec, timer, signal } = this.#attempt;
+    let digest = this.#hash?.digest("hex");
+    if (digest === undefined && spec.sha256 !== undefined) {
+      timer.pause(); // a read on the target: not the transfer the timeout is for
+      try {
+        digest = await this.#target.sha256(spec.tmp, signal);
+      } finally {
+        timer.resume();
+      }
+    }
+    return { bytes: this.#written, ...(digest !== undefined ? { digest } : {}) };
+  }
+
+  /** Writes what it can of what was received (so a later run continues after it) and closes. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.drain();
+      await this.#writer.close();
+      await this.#remember();
+    } catch {
+      // Closing after a failure: the bytes written so far stay, the data after them is lost.
+      await this.#writer.close().catch(() => {});
+    }
+  }
+
+  /** Leaves the digest state of the bytes written for the next attempt of this call. */
+  async #remember(): Promise<void> {
+    if (this.#hash === undefined || this.#written !== this.#accepted) return;
+    const info = await this.#target.stat(this.#attempt.spec.tmp);
+    if (info?.type !== "file" || info.size !== this.#written) return;
+    const hash = this.#hash.copy();
+    this.#attempt.call.prefix = { bytes: this.#written, mtime: info.mtimeMs ?? -1, hash };
+  }
+}
