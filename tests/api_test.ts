@@ -5,8 +5,6 @@
  * @module
  */
 import { deepEqual, equal, match, ok } from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import parsePrometheus from "parse-prometheus-text-format";
@@ -19,13 +17,13 @@ import {
   RunSummarySchema,
   StepEventSchema,
 } from "../engine/api/schemas.ts";
-import { readRunbook } from "../engine/runbook/load.ts";
-import { newRunId, type Report } from "../engine/schedule/report.ts";
+import type { Report } from "../engine/schedule/report.ts";
 import { simulate } from "../engine/simulate/simulate.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { StepChange, Store } from "../engine/store/types.ts";
 import { killGroup, spawnGroup } from "../steps/process/process.ts";
 import { collectEvents } from "./sse.ts";
+import { createStoredRun } from "./stored_run.ts";
 
 const RUNBOOK = `runbook: 1
 name: shop
@@ -74,23 +72,9 @@ async function withFixture(
   const dir = await Deno.makeTempDir();
   const store = await openStore(join(dir, "state.db"));
   try {
-    await Deno.writeTextFile(join(dir, "rb.yaml"), RUNBOOK);
-    const rb = await readRunbook("rb.yaml", { cwd: dir, vars: {} });
-    const run = newRunId();
-    await store.createRun({
-      id: run,
-      runbook: rb.name,
-      file: join(dir, "rb.yaml"),
-      fileSha256: createHash("sha256").update(rb.text).digest("hex"),
-      ...(storeText ? { runbookText: rb.text } : {}),
-      mode: "live",
-      drill: false,
-      strategy: "aggressive",
-      vars: {},
-      steps: rb.steps.map((s) => s.id),
-      startedAt: Date.now() - elapsed * 1000,
-      pid: Deno.pid,
-      host: hostname(),
+    const { rb, run } = await createStoredRun(store, dir, RUNBOOK, {
+      ageMs: elapsed * 1000,
+      runbookText: storeText,
     });
     const report = (): Report => ({ ...simulate(rb, { run }), mode: "live" });
     await store.recordSteps(run, FIRST);

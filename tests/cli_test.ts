@@ -184,3 +184,45 @@ Deno.test("thaw exits 2 saying why, when the API flags are misused", async () =>
     ok(!/\n\s+at /.test(r.stderr), "a stack trace");
   }
 });
+
+/** The modules `entry` loads before any dynamic `import()`, from `deno info --json`. */
+async function staticGraph(entry: string): Promise<string[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  type Dep = { isDynamic?: boolean; code?: { specifier: string } };
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: { specifier: string; dependencies?: Dep[] }[];
+  };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  const seen = new Set<string>();
+  const todo = [...info.roots];
+  while (todo.length) {
+    const s = todo.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    for (const d of bySpecifier.get(s)?.dependencies ?? []) {
+      if (!d.isDynamic && d.code) todo.push(d.code.specifier);
+    }
+  }
+  return [...seen].map((s) => s.replace(`file://${ROOT}`, ""));
+}
+
+Deno.test("thaw loads a command's modules only when it runs, when its module graph is read", async () => {
+  const heavy = /^(npm:|engine\/(api|pages|reports|notify|live|simulate|store\/mod))/;
+  const main = await staticGraph("engine/main.ts");
+  deepEqual(main.filter((m) => heavy.test(m) || m.startsWith("steps/")), []);
+  ok(main.includes("engine/cli/cli.ts"), main.join("\n"));
+  // Commands that read the store or a runbook load neither the API nor the live engine.
+  const served =
+    /^(npm:hono|engine\/(api|pages|reports)\/|engine\/(live\/loop|notify\/live_alerts)\.ts)/;
+  for (const entry of ["engine/cli/runs_cmd.ts", "engine/cli/plan_cmd.ts"]) {
+    const loaded = (await staticGraph(entry)).filter((m) => served.test(m));
+    deepEqual(loaded, [], `${entry} loads ${loaded.join(", ")}`);
+  }
+});

@@ -8,56 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { Payload } from "../engine/notify/mod.ts";
 import { openStore } from "../engine/store/mod.ts";
 import { thawCommand } from "./paths.ts";
+import { receiver, silent } from "./webhook_receiver.ts";
 
 const TOKEN = "tok-s3cret-7f3a";
 const SECRET_PATH = "T0/B0/hush-9c1e";
-
-/** What a receiver got: the request line's path, its headers, its body. */
-interface Received {
-  readonly path: string;
-  readonly headers: Headers;
-  readonly body: Payload;
-}
-
-/** An HTTP receiver on 127.0.0.1 answering each request with `answer`. */
-function receiver(answer: (r: Received) => Response | Promise<Response>) {
-  const got: Received[] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      const r = {
-        path: new URL(req.url).pathname,
-        headers: req.headers,
-        body: JSON.parse(await req.text()) as Payload,
-      };
-      got.push(r);
-      return await answer(r);
-    },
-  );
-  return { url: `http://127.0.0.1:${server.addr.port}`, got, close: () => server.shutdown() };
-}
-
-/** A TCP listener on 127.0.0.1 that accepts connections and never answers. */
-function silent() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns: Deno.Conn[] = [];
-  const accepting = (async () => {
-    try {
-      for await (const c of listener) conns.push(c);
-    } catch { /* closed */ }
-  })();
-  return {
-    url: `http://127.0.0.1:${listener.addr.port}`,
-    async close() {
-      listener.close();
-      await accepting;
-      for (const c of conns) c.close();
-    },
-  };
-}
 
 /** `thaw ARGS --store DIR/state.db` in `dir` with `env` added to the environment. */
 async function thaw(dir: string, args: string[], env: Record<string, string>) {

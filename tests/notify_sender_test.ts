@@ -14,60 +14,7 @@ import {
   WebhookSender,
 } from "../engine/notify/mod.ts";
 import type { Reference } from "../engine/runbook/expressions.ts";
-
-/** What a receiver got. */
-interface Received {
-  readonly headers: Headers;
-  readonly body: Payload;
-}
-
-/** An HTTP receiver on 127.0.0.1 answering request N (from 1) with `answer(n)`. */
-function receiver(
-  answer: (n: number, req: Request) => Response | Promise<Response> = () => new Response("ok"),
-) {
-  const got: Received[] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    async (req) => {
-      got.push({ headers: req.headers, body: JSON.parse(await req.text()) });
-      return await answer(got.length, req);
-    },
-  );
-  return {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    got,
-    /** Waits (at most `ms`) until `n` requests came. */
-    async until(n: number, ms = 5000) {
-      for (let t = 0; got.length < n && t < ms; t += 10) {
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      assert.equal(got.length, n, `${got.length} requests, expected ${n}`);
-    },
-    close: () => server.shutdown(),
-  };
-}
-
-/** A TCP listener on 127.0.0.1 that accepts connections and never answers. */
-function silent() {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns: Deno.Conn[] = [];
-  const accepting = (async () => {
-    try {
-      for await (const c of listener) conns.push(c);
-    } catch { /* closed */ }
-  })();
-  return {
-    url: `http://127.0.0.1:${listener.addr.port}`,
-    get connections() {
-      return conns.length;
-    },
-    async close() {
-      listener.close();
-      await accepting;
-      for (const c of conns) c.close();
-    },
-  };
-}
+import { receiver, silent } from "./webhook_receiver.ts";
 
 /** A sender to the webhooks `inputs`, `env` giving `${{ env.NAME }}`; its log lines in `lines`. */
 function sender(
@@ -125,7 +72,7 @@ Deno.test("WebhookSender POSTs JSON with its headers, when the webhook takes the
 });
 
 Deno.test("WebhookSender retries with backoff, when the receiver fails twice then accepts", async () => {
-  const r = receiver((n) =>
+  const r = receiver((_, n) =>
     n === 1
       ? new Response("down for maintenance", { status: 503 })
       : n === 2
@@ -248,7 +195,7 @@ Deno.test("WebhookSender drops the oldest waiting notification, when its queue i
 
 Deno.test("WebhookSender never prints a secret, when requests to a secret address fail", async () => {
   // The receiver echoes what it was sent: a careless error text would carry the secrets.
-  const r = receiver((_, req) =>
+  const r = receiver((req) =>
     new Response(`denied: ${req.headers.get("authorization")} ${req.url}`, { status: 500 })
   );
   const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });

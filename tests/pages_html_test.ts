@@ -6,18 +6,17 @@
  * @module
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { parse } from "parse5";
 import { createApp } from "../engine/api/app.ts";
 import { planPage, reportsPage, runPage } from "../engine/pages/pages.ts";
 import { timelineSvg } from "../engine/pages/timeline.ts";
-import { parseRunbook, readRunbook } from "../engine/runbook/load.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
 import { plan } from "../engine/simulate/plan.ts";
 import { simulate } from "../engine/simulate/simulate.ts";
-import { newRunId, type Report } from "../engine/schedule/report.ts";
+import type { Report } from "../engine/schedule/report.ts";
 import { openStore } from "../engine/store/mod.ts";
+import { createStoredRun } from "./stored_run.ts";
 
 const RUNBOOK = `runbook: 1
 name: shop
@@ -152,23 +151,7 @@ Deno.test("GET / and GET /runs/ID/page serve the pages; GET /runs/ID stays JSON"
   const dir = await Deno.makeTempDir();
   const store = await openStore(join(dir, "state.db"));
   try {
-    await Deno.writeTextFile(join(dir, "rb.yaml"), RUNBOOK);
-    const rb = await readRunbook("rb.yaml", { cwd: dir, vars: {} });
-    const run = newRunId();
-    await store.createRun({
-      id: run,
-      runbook: rb.name,
-      file: join(dir, "rb.yaml"),
-      fileSha256: createHash("sha256").update(rb.text).digest("hex"),
-      mode: "live",
-      drill: true,
-      strategy: "aggressive",
-      vars: {},
-      steps: rb.steps.map((s) => s.id),
-      startedAt: Date.now() - 4000,
-      pid: Deno.pid,
-      host: hostname(),
-    });
+    const { rb, run } = await createStoredRun(store, dir, RUNBOOK, { drill: true, ageMs: 4000 });
     await store.recordSteps(run, [
       { step: "start-db", state: "frozen", at: 0, detail: "waits for fetch-db" },
       { step: "fetch-db", state: "running", at: 0 },

@@ -85,12 +85,17 @@ Deno.test({
 });
 
 Deno.test({
-  name: "spawn() rejects with the host's words when the directory is missing or the user unknown",
+  name:
+    "spawn() rejects with the host's words when the directory, the user or the shell is missing",
   ignore,
   fn: () =>
     withHost(async (t) => {
       await assert.rejects(run(t, "true", { cwd: "/no/such/dir" }), /can't cd to \/no\/such\/dir/);
       await assert.rejects(run(t, "true", { user: "no-such-user" }), /no user no-such-user on /);
+      await assert.rejects(
+        t.spawn({ shell: "no-such-shell", command: "true", cwd: "/", env: {} }),
+        /setsid: failed to execute no-such-shell: No such file or directory/,
+      );
     }),
 });
 
@@ -117,6 +122,20 @@ Deno.test({
       assert.equal(await t.killGroup(stubborn.pgid, 200), "killed");
       assert.equal((await stubborn.status).code, 137);
       assert.equal(await t.groupAlive(stubborn.pgid), false);
+    }),
+});
+
+Deno.test({
+  name: "spawn() resolves once the group exists: a kill at once stops it, never finds it gone",
+  ignore,
+  fn: () =>
+    withHost(async (t) => {
+      for (let i = 0; i < 10; i++) {
+        const p = await t.spawn({ shell: "sh", command: "sleep 100", cwd: "/", env: {} });
+        if (i % 2) assert.equal(await t.groupAlive(p.pgid), true);
+        assert.equal(await t.killGroup(p.pgid, 1000), "terminated");
+        assert.equal((await p.status).code, 143);
+      }
     }),
 });
 
@@ -241,12 +260,183 @@ Deno.test({
       const status = await p.status;
       assert.equal(status.code, 255);
       assert.match(status.lost ?? "", /^the ssh connection to thaw-test was lost: \S/);
+      // File operations go over the new loop too.
+      await t.mkdir(`${host.dir}/again`);
+      await t.rename(`${host.dir}/again`, `${host.dir}/moved`);
+      assert.equal((await t.stat(`${host.dir}/moved`))?.type, "directory");
       // sshd sees the connection close, the step's session ends, the wrapper stops the group.
       const r = await run(t, "echo again");
       assert.equal(r.stdout, "again\n");
       assert.notEqual(t.pool.primary.masterPid, master);
       assert(await until(async () => !(await t.groupAlive(p.pgid))), "the step is stopped");
       assert.equal(await logins(host), 2);
+    }),
+});
+
+Deno.test({
+  name: "spawn() gives each of many concurrent commands its own bytes, whatever they hold",
+  ignore,
+  fn: () =>
+    withHost(async (t) => {
+      // 50 KiB with bytes no text has on stdout, a marker-like line and no final newline on stderr.
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) =>
+        run(
+          t,
+          `printf '${i}'; head -c 51200 /dev/zero | tr '\\0' '\\377';` +
+            ` printf '\\036O 1 2 3\\nerr ${i}' >&2; exit ${i}`,
+        )));
+      results.forEach((r, i) => {
+        assert.equal(r.status.code, i);
+        assert.equal(r.stdout, `${i}${"\ufffd".repeat(51200)}`);
+        assert.equal(r.stderr, `\x1eO 1 2 3\nerr ${i}`);
+      });
+      // Raw bytes, not text: a command's stdout is passed on unchanged.
+      const chunks: Uint8Array[] = [];
+      const p = await t.spawn({
+        shell: "sh",
+        command: "printf '\\000\\001\\377\\n'",
+        cwd: "/",
+        env: {},
+        stdout: (c) => chunks.push(c),
+      });
+      await p.status;
+      await p.drained;
+      assert.deepEqual([...chunks.flatMap((c) => [...c])], [0, 1, 255, 10]);
+    }),
+});
+
+Deno.test({
+  name: "spawn() passes a running command's output on as it comes, not only at its exit",
+  ignore,
+  fn: () =>
+    withHost(async (t) => {
+      let out = "", err = "";
+      const p = await t.spawn({
+        shell: "sh",
+        command: "echo first; echo e1 >&2; sleep 3; echo second; echo e2 >&2",
+        cwd: "/",
+        env: {},
+        stdout: (c) => out += decoder.decode(c),
+        stderr: (c) => err += decoder.decode(c),
+      });
+      assert(await until(() => out === "first\n" && err === "e1\n", 2500), `so far: ${out}`);
+      assert.deepEqual(await p.status, { code: 0, signal: null });
+      await p.drained;
+      assert.equal(out, "first\nsecond\n");
+      assert.equal(err, "e1\ne2\n");
+    }),
+});
+
+Deno.test({
+  name: "the host stops a step that ignores SIGTERM (SIGKILL after the grace) once thaw closes",
+  ignore,
+  fn: () =>
+    withHost(async (t, host) => {
+      const p = await t.spawn({
+        shell: "sh",
+        command: "trap '' TERM; sleep 100 & trap '' TERM; sleep 100",
+        cwd: "/",
+        env: {},
+      });
+      await new Promise((r) => setTimeout(r, 200)); // the traps are set
+      await t.close(); // graceS is 1
+      const again = new SshTarget("h1", { ssh: host.alias }, { sshConfig: host.config });
+      try {
+        assert(await until(async () => !(await again.groupAlive(p.pgid))), "the step is stopped");
+      } finally {
+        await again.close();
+      }
+      assert.match((await p.status).lost ?? "", /^the ssh connection to thaw-test was lost/);
+    }),
+});
+
+Deno.test({
+  name: "steps and their post-exit group kills start no ssh client beyond the master and the loop",
+  ignore,
+  fn: () =>
+    withHost(async (_t, host) => {
+      const calls = `${host.dir}/ssh-calls`;
+      const wrapper = `${host.dir}/ssh-wrapper`;
+      await Deno.writeTextFile(wrapper, `#!/bin/sh\necho x >>'${calls}'\nexec ssh "$@"\n`, {
+        mode: 0o755,
+      });
+      const t = new SshTarget("h1", { ssh: host.alias }, { sshConfig: host.config, ssh: wrapper });
+      try {
+        for (let i = 0; i < 10; i++) {
+          const r = await run(t, i % 2 ? "sleep 100 & echo left" : "echo ok");
+          assert.equal(r.status.code, 0);
+          assert.equal(await t.killGroup(r.pid, 1000), i % 2 ? "terminated" : "gone");
+          assert.equal(await t.groupAlive(r.pid), false);
+        }
+        assert.equal((await Deno.readTextFile(calls)).split("\n").filter(Boolean).length, 2);
+      } finally {
+        await t.close();
+      }
+    }),
+});
+
+Deno.test({
+  name: "stat(), mkdir(), rename() and remove() run over the command loop: no ssh client each",
+  ignore,
+  fn: () =>
+    withHost(async (_t, host) => {
+      const calls = `${host.dir}/ssh-calls`;
+      const wrapper = `${host.dir}/ssh-wrapper`;
+      await Deno.writeTextFile(wrapper, `#!/bin/sh\necho x >>'${calls}'\nexec ssh "$@"\n`, {
+        mode: 0o755,
+      });
+      const t = new SshTarget("h1", { ssh: host.alias }, { sshConfig: host.config, ssh: wrapper });
+      try {
+        // Names the loop's request line must carry whole: a quote, a newline, a `$`.
+        const dir = `${host.dir}/it's\n$HOME dir`;
+        await t.mkdir(`${dir}/a/b`);
+        assert.equal((await Deno.stat(`${dir}/a/b`)).isDirectory, true);
+        assert.equal((await t.stat(`${dir}/a`))?.type, "directory");
+        await Deno.writeTextFile(`${dir}/f`, "12345");
+        await Deno.symlink("nowhere", `${dir}/l`);
+        const f = await t.stat(`${dir}/f`);
+        assert.equal(f?.type, "file");
+        assert.equal(f?.size, 5);
+        assert.equal(
+          f?.mtimeMs,
+          Math.floor((await Deno.stat(`${dir}/f`)).mtime!.getTime() / 1000) * 1000,
+        );
+        assert.equal((await t.stat(`${dir}/l`))?.type, "symlink");
+        assert.equal(await t.stat(`${dir}/none`), null);
+        await t.rename(`${dir}/f`, `${dir}/g`);
+        assert.equal(await Deno.readTextFile(`${dir}/g`), "12345");
+        await t.remove(`${dir}/a`);
+        await t.remove(`${dir}/a`); // nothing there: not an error
+        assert.equal(await t.stat(`${dir}/a`), null);
+        // Many at once, each its own answer.
+        const many = await Promise.all(
+          Array.from({ length: 30 }, (_, i) => t.stat(i % 2 ? `${dir}/g` : `${dir}/none`)),
+        );
+        assert.deepEqual(many.map((s) => s?.size ?? null), many.map((_, i) => i % 2 ? 5 : null));
+        // The host's words when they fail.
+        const plain = `${host.dir}/plain`;
+        await t.rename(`${dir}/g`, plain);
+        await assert.rejects(
+          t.rename(`${dir}/f`, `${dir}/h`),
+          (e: Error) => e.name === "RemoteFileError" && e.message.includes("No such file"),
+        );
+        await assert.rejects(
+          t.rename(`${host.dir}/none`, `${host.dir}/h`),
+          (e: Error) =>
+            e.name === "RemoteFileError" &&
+            e.message ===
+              `${host.alias}: mv: cannot stat '${host.dir}/none': No such file or directory`,
+        );
+        await assert.rejects(
+          t.mkdir(`${plain}/sub`),
+          (e: Error) =>
+            e.message ===
+              `${host.alias}: mkdir: cannot create directory '${plain}': Not a directory`,
+        );
+        assert.equal((await Deno.readTextFile(calls)).split("\n").filter(Boolean).length, 2);
+      } finally {
+        await t.close();
+      }
     }),
 });
 
@@ -281,14 +471,33 @@ Deno.test({
 });
 
 Deno.test({
-  name: "commands beyond what sshd allows on one connection go over a second one, none refused",
+  name: "commands beyond what sshd allows on one connection all run over the one command loop",
   ignore,
   fn: () =>
     withHost(async (t, host) => {
+      // sshd's default MaxSessions is 10 a connection: 20 commands at once take one session.
       const results = await Promise.all(
         Array.from({ length: 20 }, (_, i) => run(t, `sleep 0.5; echo ${i}`)),
       );
       assert.deepEqual(results.map((r) => r.stdout), results.map((_, i) => `${i}\n`));
+      assert.equal(await logins(host), 1);
+      assert.deepEqual(masters(host.config), [t.pool.primary.masterPid]);
+    }),
+});
+
+Deno.test({
+  name: "file sessions beyond what sshd allows on one connection go over a second one",
+  ignore,
+  fn: () =>
+    withHost(async (t, host) => {
+      const writers = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => t.openWrite(`${host.dir}/w${i}`)),
+      );
+      await Promise.all(writers.map((w, i) => w.write(new TextEncoder().encode(`${i}\n`))));
+      await Promise.all(writers.map((w) => w.close()));
+      for (let i = 0; i < 20; i++) {
+        assert.equal(await Deno.readTextFile(`${host.dir}/w${i}`), `${i}\n`);
+      }
       const logged = await logins(host);
       assert(logged >= 2 && logged <= 4, `${logged} logins for 20 sessions`);
       assert.equal(masters(host.config).length, logged);
@@ -308,6 +517,7 @@ Deno.test({
       const words = `ssh: connect to host 127.0.0.1 port ${port}: Connection refused`;
       await assert.rejects(t.connect(), (e: Error) => e.message === words);
       await assert.rejects(run(t, "true"), (e: Error) => e.message === words);
+      await assert.rejects(t.stat("/"), (e: Error) => e.message === words);
     } finally {
       await t.close();
     }

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { target as targetNamed } from "../steps/kind.ts";
+import { type Target, target as targetNamed } from "../steps/kind.ts";
 import { localTarget } from "../steps/targets/local.ts";
 import { fetchKind } from "../steps/fetch/kind.ts";
 import type { FetchEffect, FetchSpec } from "../steps/types.ts";
@@ -85,6 +85,33 @@ Deno.test("fetchKind.execute() never replaces a directory on its target that tha
     );
     assert.equal((await target.stat("/srv/db.dump/keep"))?.type, "directory");
     assert.equal(server.requests.length, 0, "refused before a byte moved");
+  });
+});
+
+Deno.test("fetchKind.execute() fails on its target, when the file there is not the size written", async () => {
+  await withServer({ "db.dump": BYTES }, async (server, dir) => {
+    const inner = rooted(join(dir, "root"));
+    // A writer that loses its first chunk on the way: only the target's own size can tell.
+    const lossy: Target = {
+      ...inner,
+      openWrite: async (path, options) => {
+        const writer = await inner.openWrite(path, options);
+        let first = true;
+        return {
+          ...writer,
+          write: (c) => first ? (first = false, Promise.resolve()) : writer.write(c),
+        };
+      },
+    };
+    const spec = fetchSpec(`${server.url}db.dump`, "/srv/db.dump");
+    const effect = await fetchKind.execute(spec, context(lossy)) as FetchEffect;
+    assert.equal(effect.ok, false);
+    assert.match(
+      effect.ok ? "" : effect.reason,
+      /elsewhere:\/srv\/\.db\.dump\.thaw-r1\.part holds \d+ bytes after 300000 bytes were written/,
+    );
+    assert.equal(await inner.stat(spec.to), null);
+    assert.equal(await inner.stat(spec.tmp), null);
   });
 });
 

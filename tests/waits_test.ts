@@ -7,17 +7,16 @@
  * @module
  */
 import { deepEqual, equal, match } from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { hostname } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../engine/api/app.ts";
 import { LiveRun, renderLiveTable } from "../engine/cli/live_view.ts";
-import { parseRunbook, readRunbook } from "../engine/runbook/load.ts";
-import { newRunId, type Report } from "../engine/schedule/report.ts";
+import { parseRunbook } from "../engine/runbook/load.ts";
+import type { Report } from "../engine/schedule/report.ts";
 import { simulate } from "../engine/simulate/simulate.ts";
 import { openStore } from "../engine/store/mod.ts";
 import type { Store } from "../engine/store/types.ts";
 import { interruptedDetail } from "../engine/schedule/waits.ts";
+import { createStoredRun } from "./stored_run.ts";
 
 const RUNBOOK = `runbook: 1
 name: gates
@@ -31,23 +30,7 @@ async function withRun(body: (store: Store, run: string) => Promise<void>): Prom
   const dir = await Deno.makeTempDir();
   const store = await openStore(join(dir, "state.db"));
   try {
-    await Deno.writeTextFile(join(dir, "rb.yaml"), RUNBOOK);
-    const rb = await readRunbook("rb.yaml", { cwd: dir, vars: {} });
-    const run = newRunId();
-    await store.createRun({
-      id: run,
-      runbook: rb.name,
-      file: join(dir, "rb.yaml"),
-      fileSha256: createHash("sha256").update(rb.text).digest("hex"),
-      mode: "live",
-      drill: false,
-      strategy: "aggressive",
-      vars: {},
-      steps: rb.steps.map((s) => s.id),
-      startedAt: Date.now() - 5000,
-      pid: Deno.pid,
-      host: hostname(),
-    });
+    const { rb, run } = await createStoredRun(store, dir, RUNBOOK, { ageMs: 5000 });
     const report: Report = { ...simulate(rb, { run }), mode: "live" };
     await store.updateRun(run, { report: JSON.stringify(report), heartbeatAt: Date.now() });
     await body(store, run);

@@ -10,7 +10,7 @@ import type { Report } from "../schedule/report.ts";
 import { runState } from "../live/runs.ts";
 import { STATES } from "../schedule/scheduler.ts";
 import type { RunRecord, RunState, Store } from "../store/types.ts";
-import { type ServiceLevelReport, slMetricLines } from "../service_level/mod.ts";
+import { gaugeLines, type ServiceLevelReport, slMetricLines } from "../service_level/mod.ts";
 
 /** How many of the newest runs have per-run series. */
 export const RECENT = 20;
@@ -80,10 +80,8 @@ export function render(
   input: { counts: Record<RunState, number>; runs: readonly MetricsRun[] },
 ): string {
   const out: string[] = [];
-  const family = (name: string, help: string, rows: [Record<string, string>, number][]) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const [labels, value] of rows) out.push(`${name}${labelText(labels)} ${num(value)}`);
-  };
+  const family = (name: string, help: string, rows: [Record<string, string>, number][]) =>
+    out.push(...gaugeLines(name, help, rows));
   family(
     "thaw_runs",
     "Runs in the store, by state (interrupted: running, but its engine is gone).",
@@ -149,19 +147,4 @@ export function render(
     return sl ? [{ run: r.record.id, runbook: r.record.runbook, service_level: sl }] : [];
   })));
   return out.join("\n") + "\n";
-}
-
-/** `{a="x",b="y"}` with the values escaped as the format wants (backslash, quote, newline). */
-function labelText(labels: Record<string, string>): string {
-  const parts = Object.entries(labels).map(([k, v]) =>
-    `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
-  );
-  return parts.length ? `{${parts.join(",")}}` : "";
-}
-
-function num(x: number): string {
-  if (Number.isNaN(x)) return "NaN";
-  if (x === Infinity) return "+Inf";
-  if (x === -Infinity) return "-Inf";
-  return String(x);
 }

@@ -9,6 +9,9 @@ import { type ServiceLevelReport, slLines } from "../service_level/mod.ts";
 import { STRATEGIES } from "../runbook/schema.ts";
 import { formatBytes, formatDuration } from "../runbook/units.ts";
 
+/** The report of a run that has not ended: no outcome yet (`thaw status RUN_ID`). */
+export type UnendedReport = Omit<Report, "outcome"> & { readonly outcome: null };
+
 /** Most steps listed in a terminal report; `--json` has them all. */
 export const MAX_STEP_ROWS = 40;
 
@@ -82,7 +85,7 @@ function verdict(value: number | null, limit: number | undefined): string {
 }
 
 /** Which steps a long report shows: milestone steps, frozen ones, then the earliest. */
-function pickSteps(report: Report, limit: number): StepReport[] {
+function pickSteps(report: Pick<Report, "steps">, limit: number): StepReport[] {
   if (report.steps.length <= limit) return report.steps;
   const order = [...report.steps].sort((a, b) =>
     (a.start_s ?? Infinity) - (b.start_s ?? Infinity) || (a.end_s ?? 0) - (b.end_s ?? 0)
@@ -102,7 +105,7 @@ function pickSteps(report: Report, limit: number): StepReport[] {
  * assert(renderReport(simulate(rb)).includes("BTN"));
  * ```
  */
-export function renderReport(report: Report): string {
+export function renderReport(report: Report | UnendedReport): string {
   const lines: string[] = [];
   const mode = report.mode === "simulated" ? "simulated drill" : "live run";
   lines.push(`${report.runbook}: ${mode}, strategy ${report.strategy}, run ${report.run}`);
@@ -159,7 +162,8 @@ export function renderReport(report: Report): string {
   }
   lines.push(...slLines((report as { service_level?: ServiceLevelReport }).service_level));
   const missed = report.missed.length ? ` (missed: ${report.missed.join(", ")})` : "";
-  lines.push(`outcome: ${report.outcome}${missed}`);
+  const outcome = report.outcome ?? "none yet (the run has not ended)";
+  lines.push(`outcome: ${outcome}${missed}`);
   return lines.join("\n");
 }
 
@@ -239,4 +243,18 @@ export function renderSummary(rows: { file: string; report?: Report; error?: str
     );
   }
   return "summary\n" + table(out);
+}
+
+/** A line comparing a live drill with its prediction and with a serial restore. */
+export function predictionLine(report: Report): string {
+  const p = report.prediction;
+  if (!p) return "";
+  const f = (
+    x: number | null | undefined,
+  ) => (x === null || x === undefined ? "-" : formatDuration(x));
+  const parts = [`live TTR ${f(report.ttr_s)}, BTN ${f(report.btn_s)}`];
+  if (p.simulated) parts.push(`predicted TTR ${f(p.simulated.ttr_s)}, BTN ${f(p.simulated.btn_s)}`);
+  else parts.push("no prediction (a step has no estimate nor history)");
+  if (p.serial) parts.push(`a serial restore: TTR ${f(p.serial.ttr_s)}, BTN ${f(p.serial.btn_s)}`);
+  return parts.join("; ");
 }

@@ -6,12 +6,10 @@
  */
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { RunbookErrors, SimulationError, UsageError } from "../runbook/errors.ts";
-import { predictionLine } from "./live.ts";
 import { readRunbook } from "../runbook/load.ts";
 import type { Runbook } from "../runbook/model.ts";
-import { renderReport, renderSummary } from "./render.ts";
+import { predictionLine, renderReport, renderSummary } from "./render.ts";
 import { exitCode, type Report } from "../schedule/report.ts";
-import { reportText } from "../reports/format.ts";
 
 /** Where the report commands write. */
 export interface ReportContext {
@@ -87,9 +85,11 @@ function worse(a: number, b: number): number {
   return order.indexOf(b) > order.indexOf(a) ? b : a;
 }
 
+/** `--report FILE`: the reports in the format the extension names (loaded for this flag only). */
 export async function writeReport(ctx: ReportContext, file: string | undefined, reports: Report[]) {
   if (!file) return;
   // The extension names the format: .json (and any other), .html, .md, .xml.
+  const { reportText } = await import("../reports/format.ts");
   await Deno.writeTextFile(resolve(ctx.cwd, file), reportText(file, reports));
 }
 

@@ -3,8 +3,14 @@
  *
  * @module
  */
-import { DEFAULT_LISTEN, serveApi } from "../api/serve.ts";
+import { UsageError } from "../runbook/errors.ts";
 import type { Store } from "../store/types.ts";
+import type { Invocation } from "./args.ts";
+import type { CliContext } from "./cli.ts";
+import { withStore } from "./store_open.ts";
+
+/** The API and its pages: loaded only when something serves them (`serve`, `--listen`). */
+const api = () => import("../api/serve.ts");
 
 /** Where the serving commands write. */
 export interface ServeContext {
@@ -30,9 +36,16 @@ function started(url: string, token: string | undefined): string {
     (loopback ? "" : "; not on loopback: anyone who can reach it can read the runs");
 }
 
+/** `thaw serve [--listen HOST:PORT] [--token TOKEN]`. */
+export function serveCommand(inv: Invocation, ctx: CliContext): Promise<number> {
+  if (inv.positionals.length) throw new UsageError("serve takes no arguments: thaw serve");
+  return withStore(ctx, inv.values.store, (store) => serve(ctx, store, inv.values));
+}
+
 /** `thaw serve`: the API over `store` until SIGINT or SIGTERM. */
 export async function serve(ctx: ServeContext, store: Store, flags: ServeFlags): Promise<number> {
   const token = tokenOf(flags);
+  const { DEFAULT_LISTEN, serveApi } = await api();
   const server = await serveApi({ store, token, listen: flags.listen ?? DEFAULT_LISTEN });
   ctx.stdout(`thaw serve: ${started(server.url, token)}\n`);
   await new Promise<void>((resolve) => {
@@ -61,7 +74,7 @@ export async function withListen<T>(
 ): Promise<T> {
   if (flags.listen === undefined) return await body();
   const token = tokenOf(flags);
-  const server = await serveApi({ store, token, listen: flags.listen });
+  const server = await (await api()).serveApi({ store, token, listen: flags.listen });
   ctx.stderr(`thaw: ${started(server.url, token)}\n`);
   try {
     return await body(server.url); // the address, for links (notifications give the run's page)

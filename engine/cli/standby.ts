@@ -18,6 +18,8 @@ import type { Lease, LeaseState, LeaseStore, Store } from "../store/types.ts";
 import { engineName, EngineStopped, hasLeases, LEASE_TTL_MS } from "../live/lease.ts";
 import { findRun, storedRunbook } from "../live/runs.ts";
 import { type LiveCliContext, liveRun } from "./live.ts";
+import type { Invocation } from "./args.ts";
+import { withStore } from "./store_open.ts";
 
 /** How often a standby asks the store for expired leases (ms). */
 export const POLL_MS = 1000;
@@ -30,6 +32,12 @@ export interface StandbyOptions {
   readonly ttlMs?: number;
   /** Aborting it stops the standby (default: on SIGINT or SIGTERM). */
   readonly signal?: AbortSignal;
+}
+
+/** `thaw standby [--store URL]`, from the command line. */
+export function standbyCommand(inv: Invocation, ctx: LiveCliContext): Promise<number> {
+  if (inv.positionals.length) throw new UsageError("standby takes no arguments: thaw standby");
+  return withStore(ctx, inv.values.store, (store, logs) => standby(ctx, store, logs));
 }
 
 /** `thaw standby`: stands by until stopped; returns the exit code. */

@@ -80,6 +80,7 @@ export class Bookkeeping {
       host: hostname(),
       heartbeatAt: Date.now(),
       endedAt: null,
+      outcome: null, // a resumed run has no outcome until it ends again
     });
     const { graph, scheduler, recorder, live, resolver } = this.#s;
     return await resumeState(options.resume, store, graph, scheduler, recorder, live, {

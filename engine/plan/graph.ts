@@ -8,6 +8,7 @@
  * @module
  */
 import { bottomLevels, boundOf, crossing, lowerBound } from "./bounds.ts";
+import { dependents, needEdges, topologicalOrder } from "./edges.ts";
 import { FETCH, type Graph, RUN } from "./graph_types.ts";
 import type { Runbook } from "../runbook/model.ts";
 import { stepKind } from "../../steps/kind.ts";
@@ -47,23 +48,9 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
   const duration = new Float64Array(n), size = new Float64Array(n).fill(NaN);
   const rate = new Float64Array(n).fill(Infinity), milestone = new Int32Array(n).fill(-1);
   const milestones: string[] = [];
-  const needStart = new Int32Array(n + 1);
-  let edges = 0;
-  for (let i = 0; i < n; i++) {
-    needStart[i] = edges;
-    edges += steps[i]!.needs.length;
-  }
-  needStart[n] = edges;
-  const needList = new Int32Array(edges);
-  const depCount = new Int32Array(n + 1);
+  const { needStart, needList, depCount } = needEdges(steps.map((s) => s.needs), index);
   for (let i = 0; i < n; i++) {
     const s = steps[i]!;
-    let k = needStart[i]!;
-    for (const need of s.needs) {
-      const j = index.get(need)!;
-      needList[k++] = j;
-      depCount[j]!++;
-    }
     const est = estimates.duration?.get(s.id) ?? s.estimate ?? NaN;
     // What the step's kind says it is: data that moves (over the link unless local), or time.
     const figures = stepKind(s.kind).figures(s);
@@ -94,26 +81,8 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
       milestone[i] = m;
     }
   }
-  const depStart = new Int32Array(n + 1);
-  for (let i = 0; i < n; i++) depStart[i + 1] = depStart[i]! + depCount[i]!;
-  const fill = depStart.slice(0, n);
-  const depList = new Int32Array(edges);
-  for (let i = 0; i < n; i++) {
-    for (let k = needStart[i]!; k < needStart[i + 1]!; k++) depList[fill[needList[k]!]!++] = i;
-  }
-  // Kahn's algorithm, smallest index first among equals (stable, readable plans).
-  const indeg = new Int32Array(n);
-  for (let i = 0; i < n; i++) indeg[i] = needStart[i + 1]! - needStart[i]!;
-  const order = new Int32Array(n);
-  let head = 0, tail = 0;
-  for (let i = 0; i < n; i++) if (indeg[i] === 0) order[tail++] = i;
-  while (head < tail) {
-    const i = order[head++]!;
-    for (let k = depStart[i]!; k < depStart[i + 1]!; k++) {
-      const d = depList[k]!;
-      if (--indeg[d]! === 0) order[tail++] = d;
-    }
-  }
+  const { depStart, depList } = dependents(needStart, needList, depCount);
+  const order = topologicalOrder(needStart, depStart, depList);
   return {
     n,
     ids: steps.map((s) => s.id),

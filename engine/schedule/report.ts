@@ -123,34 +123,12 @@ export function buildReport(input: ReportInput): Report {
   const milestoneEnd = new Map<string, number | null>();
   for (let i = 0; i < n; i++) {
     const step = runbook.steps[i]!;
-    let st = state(i);
-    // A drill-skipped step is skipped from the moment it would have run (it stands in for itself).
-    if ((st === "done" || st === "running") && graph.skipped[i]) st = "skipped";
-    const end = recorder.end[i]!, start = recorder.start[i]!;
-    const r: StepReport = {
-      id: step.id,
-      kind: step.kind,
-      state: st,
-      start_s: Number.isNaN(start) ? null : sec(start),
-      end_s: Number.isNaN(end) ? null : sec(end),
-      frozen_s: sec(recorder.frozen[i]!),
-    };
-    if (step.milestone !== undefined) r.milestone = step.milestone;
-    if (step.on !== undefined) r.on = step.on;
-    const why = input.waiting?.(i);
-    if (why) r.detail = why;
-    if (graph.kind[i] === FETCH) {
-      const running = st === "running" && input.inFlight !== undefined;
-      const bytes = running ? input.inFlight!(i) : recorder.bytes[i]!;
-      r.bytes = bytes;
-      r.demanded = recorder.demanded[i] === 1;
-      // Until demanded, what a running fetch brings is prefetched.
-      r.prefetched_bytes = running && !r.demanded
-        ? bytes
-        : Math.min(bytes, recorder.prefetched[i]!);
-      total += bytes;
-      onDemand += bytes - r.prefetched_bytes;
+    const r = stepReport(input, i);
+    if (r.bytes !== undefined) {
+      total += r.bytes;
+      onDemand += r.bytes - r.prefetched_bytes!;
     }
+    const end = recorder.end[i]!;
     steps[i] = r;
     const finished = state(i) === "done";
     if (finished) btn = Math.max(btn, end);
@@ -201,6 +179,37 @@ export function buildReport(input: ReportInput): Report {
     bytes: { total, on_demand: onDemand, prefetched: total - onDemand },
     steps,
   };
+}
+
+/** Step `i`'s part of the report. */
+function stepReport(input: ReportInput, i: number): StepReport {
+  const { runbook, graph, recorder } = input;
+  const step = runbook.steps[i]!;
+  let st = input.state(i);
+  // A drill-skipped step is skipped from the moment it would have run (it stands in for itself).
+  if ((st === "done" || st === "running") && graph.skipped[i]) st = "skipped";
+  const end = recorder.end[i]!, start = recorder.start[i]!;
+  const r: StepReport = {
+    id: step.id,
+    kind: step.kind,
+    state: st,
+    start_s: Number.isNaN(start) ? null : sec(start),
+    end_s: Number.isNaN(end) ? null : sec(end),
+    frozen_s: sec(recorder.frozen[i]!),
+  };
+  if (step.milestone !== undefined) r.milestone = step.milestone;
+  if (step.on !== undefined) r.on = step.on;
+  const why = input.waiting?.(i);
+  if (why) r.detail = why;
+  if (graph.kind[i] === FETCH) {
+    const running = st === "running" && input.inFlight !== undefined;
+    const bytes = running ? input.inFlight!(i) : recorder.bytes[i]!;
+    r.bytes = bytes;
+    r.demanded = recorder.demanded[i] === 1;
+    // Until demanded, what a running fetch brings is prefetched.
+    r.prefetched_bytes = running && !r.demanded ? bytes : Math.min(bytes, recorder.prefetched[i]!);
+  }
+  return r;
 }
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -35,6 +35,28 @@ function num(x: number): string {
 }
 
 /**
+ * One gauge family in the Prometheus text format: its HELP and TYPE lines, then a line per row
+ * (labels escaped; NaN and the infinities as the format spells them). Also used by the rest of
+ * `/metrics` (`engine/api/metrics.ts`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gaugeLines } from "./metrics.ts";
+ * assert.deepEqual(gaugeLines("up", "Up.", [[{ job: 'a"b' }, Infinity]]), [
+ *   "# HELP up Up.",
+ *   "# TYPE up gauge",
+ *   'up{job="a\\"b"} +Inf',
+ * ]);
+ * ```
+ */
+export function gaugeLines(name: string, help: string, rows: readonly Row[]): string[] {
+  const out = [`# HELP ${name} ${help}`, `# TYPE ${name} gauge`];
+  for (const [labels, value] of rows) out.push(`${name}${labelText(labels)} ${num(value)}`);
+  return out;
+}
+
+/**
  * The metric families of the service level (HELP and TYPE lines included), to append to the
  * rest of `/metrics`; no line at all when no run has a service level.
  *
@@ -61,10 +83,8 @@ export function slMetricLines(runs: readonly SlMetricsRun[]): string[] {
   );
   if (!probes.length) return [];
   const out: string[] = [];
-  const family = (name: string, help: string, rows: Row[]) => {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
-    for (const [labels, value] of rows) out.push(`${name}${labelText(labels)} ${num(value)}`);
-  };
+  const family = (name: string, help: string, rows: Row[]) =>
+    out.push(...gaugeLines(name, help, rows));
   const windows = (f: (w: WindowFigures) => number | null | undefined) =>
     probes.flatMap(({ id, p }) =>
       (["recovery", "normal"] as const).flatMap((window): Row[] => {

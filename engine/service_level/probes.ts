@@ -101,11 +101,32 @@ function deadline(timeoutMs: number, outer?: AbortSignal) {
   };
 }
 
-async function httpSample(call: ProbeCall, outer?: AbortSignal): Promise<Taken> {
+/**
+ * Times one network sample: `f` gets a signal that aborts after the probe's timeout (or with
+ * `outer`) and the start; a timeout, a stop or a network error becomes a failed sample.
+ */
+async function timedSample(
+  call: ProbeCall,
+  outer: AbortSignal | undefined,
+  f: (signal: AbortSignal, start: number) => Promise<Taken>,
+): Promise<Taken> {
   const d = deadline(call.timeoutMs, outer);
   const start = performance.now();
   try {
-    const res = await fetch(call.target, { signal: d.signal, redirect: "manual" });
+    return await f(d.signal, start);
+  } catch (e) {
+    if (d.late()) {
+      return { value: null, ok: false, error: `no answer within ${ms(call.timeoutMs)}` };
+    }
+    return { value: null, ok: false, error: outer?.aborted ? "stopped" : networkError(e) };
+  } finally {
+    d.done();
+  }
+}
+
+function httpSample(call: ProbeCall, outer?: AbortSignal): Promise<Taken> {
+  return timedSample(call, outer, async (signal, start) => {
+    const res = await fetch(call.target, { signal, redirect: "manual" });
     let read = 0;
     const reader = res.body?.getReader();
     while (reader) {
@@ -120,34 +141,24 @@ async function httpSample(call: ProbeCall, outer?: AbortSignal): Promise<Taken> 
     const latency = performance.now() - start;
     const ok = res.status >= 200 && res.status < 300;
     return ok ? { value: latency, ok } : { value: latency, ok, error: `HTTP ${res.status}` };
-  } catch (e) {
-    if (d.late()) {
-      return { value: null, ok: false, error: `no answer within ${ms(call.timeoutMs)}` };
-    }
-    return { value: null, ok: false, error: outer?.aborted ? "stopped" : networkError(e) };
-  } finally {
-    d.done();
-  }
+  });
 }
 
-async function tcpSample(call: ProbeCall, outer?: AbortSignal): Promise<Taken> {
+function tcpSample(call: ProbeCall, outer?: AbortSignal): Promise<Taken> {
   const addr = hostPort(call.target);
-  if (!addr) return { value: null, ok: false, error: `not a host:port: ${oneLine(call.target)}` };
-  const d = deadline(call.timeoutMs, outer);
-  const start = performance.now();
-  try {
-    const conn = await Deno.connect({ ...addr, transport: "tcp", signal: d.signal });
+  if (!addr) {
+    return Promise.resolve({
+      value: null,
+      ok: false,
+      error: `not a host:port: ${oneLine(call.target)}`,
+    });
+  }
+  return timedSample(call, outer, async (signal, start) => {
+    const conn = await Deno.connect({ ...addr, transport: "tcp", signal });
     const latency = performance.now() - start;
     conn.close();
     return { value: latency, ok: true };
-  } catch (e) {
-    if (d.late()) {
-      return { value: null, ok: false, error: `no answer within ${ms(call.timeoutMs)}` };
-    }
-    return { value: null, ok: false, error: outer?.aborted ? "stopped" : networkError(e) };
-  } finally {
-    d.done();
-  }
+  });
 }
 
 /** What a `run` probe printed, as its sample. */

@@ -6,21 +6,21 @@
  * on the run's row, bumped (its row lock orders concurrent writers); on SQLite, whose write
  * transactions hold the one write lock from BEGIN, from the run's last change, read (writing the
  * run's row would copy its report and runbook text on every commit). Writes of an engine that
- * holds the run's lease are fenced (see `leases.ts`) in the same transaction. The hot writes
- * are compiled once (`writes.ts`).
+ * holds the run's lease are fenced in the same transaction (`store_core.ts`, which also turns
+ * failures into errors an SRE can read; the lease methods are in `lease_ops.ts`, their queries in
+ * `leases.ts`). The hot writes are compiled once (`writes.ts`).
  *
  * @module
  */
-import type { CompiledQuery, Kysely, QueryResult } from "kysely";
-import type { Row, StoreDialect } from "./dialects/dialect.ts";
-import { LeaseLost, StoreError } from "./errors.ts";
-import * as leases from "./leases.ts";
-import type { StepsTable, StoreDatabase } from "./migrations.ts";
+import type { StoreDialect } from "./dialects/dialect.ts";
+import { StoreError } from "./errors.ts";
+import * as leaseOps from "./lease_ops.ts";
+import type { StepsTable } from "./migrations.ts";
 import { runRow, runSet, toCommand, toEvent, toProgress, toRun, toStep } from "./rows.ts";
 import { history } from "./history.ts";
 import { insertSlSamples, listSlSamples } from "./sl_samples.ts";
+import { REFUSED, StoreCore } from "./store_core.ts";
 import { transaction } from "./transaction.ts";
-import { Writes } from "./writes.ts";
 import type {
   Command,
   FetchProgress,
@@ -41,115 +41,40 @@ import type {
   StoredState,
 } from "./types.ts";
 
-type Db = Kysely<StoreDatabase>;
-
-/** Thrown inside a transaction when a fenced write found no row: the reason is read after. */
-const REFUSED = Symbol("refused");
-
 /**
  * The {@link Store} (with {@link Leases}) over a dialect. Open one with `openStore()`.
  *
  * Errors are {@link StoreError}s that name the store and the cause: an unknown run, a run id
  * used twice, a store locked too long by another process, a database out of reach; a fenced
- * write throws {@link LeaseLost}.
+ * write throws `LeaseLost`.
  */
 export class KyselyStore implements Store, Leases {
   /** Where the store is: the path or URL it was opened with (any password hidden). */
   readonly path: string;
   /** The dialect's name: `sqlite` or `postgres`. */
   readonly dialect: string;
-  readonly #d: StoreDialect;
-  readonly #db: Db;
-  /** The hot write statements, compiled once. */
-  readonly #w: Writes;
-  /** Tokens of the leases this store holds, by run: its writes to those runs are fenced. */
-  readonly #tokens = new Map<string, number>();
+  /** Errors, fencing, the compiled writes (`store_core.ts`). */
+  readonly #c: StoreCore;
   /**
    * Every step row of a run as this store last committed them, with the run's last `seq` then:
    * while it is still that, nobody else recorded a change, and the rows need no read.
    */
   readonly #folded = new Map<string, { seq: number; rows: Map<string, StepsTable> }>();
-  #closed = false;
 
   /** Wraps an opened, migrated dialect. */
   constructor(dialect: StoreDialect) {
-    this.#d = dialect;
-    this.#db = dialect.db;
-    this.#w = new Writes(dialect.db, dialect.maxParams, dialect.locksOnBegin);
+    this.#c = new StoreCore(dialect);
     this.path = dialect.where;
     this.dialect = dialect.name;
   }
 
-  /** Runs `fn`, turning what goes wrong into a {@link StoreError} an SRE can read. */
-  async #op<T>(what: string, run: string | undefined, fn: () => Promise<T>): Promise<T> {
-    if (this.#closed) throw new StoreError(`store ${this.path}: cannot ${what}: store is closed`);
-    try {
-      return await fn();
-    } catch (e) {
-      if (e instanceof StoreError) throw e;
-      const f = this.#d.classify(e);
-      if (f?.kind === "no-run" && run !== undefined) throw this.#noRun(what, run, e);
-      const why = f?.kind === "busy" || f?.kind === "unreachable" ? f.why : this.#d.message(e);
-      throw new StoreError(`store ${this.path}: cannot ${what}: ${why}`, { cause: e });
-    }
-  }
-
-  #noRun(what: string, run: string, cause?: unknown): StoreError {
-    return new StoreError(`store ${this.path}: cannot ${what}: no run "${run}"`, { cause });
-  }
-
-  /** Why a fenced write of `run` found no row: the run is gone, or another engine holds it. */
-  async #refused(db: Db, what: string, run: string): Promise<StoreError> {
-    const token = this.#tokens.get(run);
-    if (token === undefined) return this.#noRun(what, run);
-    const now = await leases.read(db, this.#d.now, run);
-    if (now === undefined) return this.#noRun(what, run);
-    return new LeaseLost(
-      `store ${this.path}: cannot ${what}: run "${run}" was taken over by ` +
-        `${now.holder ?? "another engine"} (lease token ${now.token}, this engine held ` +
-        `${token}); this engine changes nothing more and stops its steps`,
-      run,
-      token,
-    );
-  }
-
-  /**
-   * Runs the statements `writes` gives in one transaction, fenced when this store holds the
-   * run's lease (the fence goes with BEGIN, the writes with COMMIT: two round trips).
-   */
-  #write(
-    what: string,
-    run: string,
-    writes: () => readonly CompiledQuery[],
-  ): Promise<QueryResult<Row>[]> {
-    return this.#op(what, run, async () => {
-      try {
-        return await transaction(this.#d, async (send) => {
-          const token = this.#tokens.get(run);
-          if (token !== undefined) {
-            const [fenced] = await send([this.#w.fence(run, token)]);
-            if (!this.#w.fenced(fenced!, token)) throw REFUSED;
-          }
-          return writes();
-        });
-      } catch (e) {
-        throw e === REFUSED ? await this.#refused(this.#db, what, run) : e;
-      }
-    });
-  }
-
-  /** Runs one compiled statement on its own (in a transaction of its own). */
-  async #one(query: CompiledQuery): Promise<QueryResult<Row>> {
-    return (await this.#d.session((send) => send([query])))[0]!;
-  }
-
   /** Records a new run, in state `running`; throws a {@link StoreError} if the id exists. */
   createRun(run: NewRun): Promise<void> {
-    return this.#op("create run", undefined, async () => {
+    return this.#c.op("create run", undefined, async () => {
       try {
-        await this.#db.insertInto("runs").values(runRow(run)).execute();
+        await this.#c.db.insertInto("runs").values(runRow(run)).execute();
       } catch (e) {
-        if (this.#d.classify(e)?.kind !== "exists") throw e;
+        if (this.#c.d.classify(e)?.kind !== "exists") throw e;
         throw new StoreError(`store ${this.path}: run "${run.id}" already exists`, { cause: e });
       }
     });
@@ -157,8 +82,8 @@ export class KyselyStore implements Store, Leases {
 
   /** The run, or undefined. */
   getRun(id: string): Promise<RunRecord | undefined> {
-    return this.#op("read run", id, async () => {
-      const row = await this.#db.selectFrom("runs").selectAll().where("id", "=", id)
+    return this.#c.op("read run", id, async () => {
+      const row = await this.#c.db.selectFrom("runs").selectAll().where("id", "=", id)
         .executeTakeFirst();
       return row === undefined ? undefined : toRun(row);
     });
@@ -166,8 +91,8 @@ export class KyselyStore implements Store, Leases {
 
   /** Runs, newest first (by `startedAt`, then id); all of them without `limit`. */
   listRuns(limit?: number, state?: StoredState): Promise<RunRecord[]> {
-    return this.#op("list runs", undefined, async () => {
-      let q = this.#db.selectFrom("runs").selectAll()
+    return this.#c.op("list runs", undefined, async () => {
+      let q = this.#c.db.selectFrom("runs").selectAll()
         .orderBy("started_at", "desc").orderBy("id", "desc");
       if (state !== undefined) q = q.where("state", "=", state);
       if (limit !== undefined) q = q.limit(Math.max(0, Math.floor(limit)));
@@ -177,9 +102,9 @@ export class KyselyStore implements Store, Leases {
 
   /** How many runs are in each stored state. */
   countRuns(): Promise<Record<StoredState, number>> {
-    return this.#op("count runs", undefined, async () => {
+    return this.#c.op("count runs", undefined, async () => {
       const counts = { running: 0, done: 0, failed: 0, cancelled: 0 };
-      const rows = await this.#db.selectFrom("runs")
+      const rows = await this.#c.db.selectFrom("runs")
         .select(["state", (eb) => eb.fn.countAll<number>().as("n")]).groupBy("state").execute();
       for (const r of rows) counts[r.state as StoredState] = Number(r.n);
       return counts;
@@ -188,15 +113,15 @@ export class KyselyStore implements Store, Leases {
 
   /** Changes the fields `patch` names; throws a {@link StoreError} for an unknown run. */
   updateRun(id: string, patch: RunPatch): Promise<void> {
-    return this.#op("update run", id, async () => {
-      const token = this.#tokens.get(id);
+    return this.#c.op("update run", id, async () => {
+      const token = this.#c.tokens.get(id);
       const set = runSet(patch);
       if (Object.keys(set).length === 0) {
-        if (await this.getRun(id) === undefined) throw this.#noRun("update run", id);
+        if (await this.getRun(id) === undefined) throw this.#c.noRun("update run", id);
         return;
       }
-      const r = await this.#one(this.#w.updateRun(id, set, token));
-      if (r.numAffectedRows === 0n) throw await this.#refused(this.#db, "update run", id);
+      const r = await this.#c.one(this.#c.w.updateRun(id, set, token));
+      if (r.numAffectedRows === 0n) throw await this.#c.refused("update run", id);
     });
   }
 
@@ -214,12 +139,12 @@ export class KyselyStore implements Store, Leases {
     const procs = processes && processes.add.length + processes.remove.length > 0;
     if (changes.length === 0 && !procs) return Promise.resolve();
     const what = "record step changes";
-    const db = this.#db, w = this.#w;
-    return this.#op(what, run, async () => {
+    const w = this.#c.w;
+    return this.#c.op(what, run, async () => {
       let folded: { seq: number; rows: Map<string, StepsTable> } | undefined;
       try {
-        await transaction(this.#d, async (send) => {
-          const token = this.#tokens.get(run);
+        await transaction(this.#c.d, async (send) => {
+          const token = this.#c.tokens.get(run);
           const [numbered] = await send([w.numbering(run, changes.length, token)]);
           const last = w.lastSeq(numbered!, changes.length, token);
           if (last === undefined) throw REFUSED;
@@ -241,15 +166,15 @@ export class KyselyStore implements Store, Leases {
         this.#folded.set(run, folded!);
       } catch (e) {
         this.#folded.delete(run);
-        throw e === REFUSED ? await this.#refused(db, what, run) : e;
+        throw e === REFUSED ? await this.#c.refused(what, run) : e;
       }
     });
   }
 
   /** Changes with `seq > after` (default 0: all), in order. */
   stepEvents(run: string, after = 0): Promise<StepEvent[]> {
-    return this.#op("read step events", run, async () => {
-      const rows = await this.#db.selectFrom("step_events").selectAll()
+    return this.#c.op("read step events", run, async () => {
+      const rows = await this.#c.db.selectFrom("step_events").selectAll()
         .where("run", "=", run).where("seq", ">", after).orderBy("seq").execute();
       return rows.map(toEvent);
     });
@@ -257,13 +182,13 @@ export class KyselyStore implements Store, Leases {
 
   /** Current record of every step that has one, in runbook order. */
   steps(run: string): Promise<StepRecord[]> {
-    return this.#op("read steps", run, async () => {
-      const r = await this.#db.selectFrom("runs").select("steps").where("id", "=", run)
+    return this.#c.op("read steps", run, async () => {
+      const r = await this.#c.db.selectFrom("runs").select("steps").where("id", "=", run)
         .executeTakeFirst();
       const order = new Map<string, number>(
         (r === undefined ? [] : JSON.parse(r.steps) as string[]).map((s, i) => [s, i]),
       );
-      const rows = await this.#db.selectFrom("steps").selectAll().where("run", "=", run)
+      const rows = await this.#c.db.selectFrom("steps").selectAll().where("run", "=", run)
         .orderBy("first_seq").execute();
       const rank = (s: string) => order.get(s) ?? order.size;
       return rows
@@ -275,17 +200,17 @@ export class KyselyStore implements Store, Leases {
   /** Upserts the progress of fetches (one row per step, the last sample saved wins). */
   async saveProgress(run: string, progress: readonly FetchProgress[]): Promise<void> {
     if (progress.length === 0) return;
-    await this.#write(
+    await this.#c.write(
       "save progress",
       run,
-      () => this.#w.progressWrites(run, progress),
+      () => this.#c.w.progressWrites(run, progress),
     );
   }
 
   /** The latest sample of every fetch that has one, by step id. */
   progress(run: string): Promise<FetchProgress[]> {
-    return this.#op("read progress", run, async () => {
-      const rows = await this.#db.selectFrom("progress").selectAll().where("run", "=", run)
+    return this.#c.op("read progress", run, async () => {
+      const rows = await this.#c.db.selectFrom("progress").selectAll().where("run", "=", run)
         .orderBy("step").execute();
       return rows.map(toProgress);
     });
@@ -293,8 +218,8 @@ export class KyselyStore implements Store, Leases {
 
   /** Queues a command (stamped with the wall clock); returns its id. Never fenced. */
   addCommand(run: string, kind: Command["kind"], step?: string): Promise<number> {
-    return this.#op(`queue ${kind}`, run, async () => {
-      const r = await this.#db.insertInto("commands")
+    return this.#c.op(`queue ${kind}`, run, async () => {
+      const r = await this.#c.db.insertInto("commands")
         .values({ run, kind, step: step ?? null, at: Date.now() }).returning("id")
         .executeTakeFirstOrThrow();
       return Number(r.id);
@@ -303,11 +228,15 @@ export class KyselyStore implements Store, Leases {
 
   /** Commands not yet taken, oldest first; marks them taken (each is returned once). */
   takeCommands(run: string): Promise<Command[]> {
-    return this.#op("take commands", run, async () => {
+    return this.#c.op("take commands", run, async () => {
       // The engine polls often: look before taking a lock.
-      const waiting = await this.#one(this.#w.waitingCommand(run));
+      const waiting = await this.#c.one(this.#c.w.waitingCommand(run));
       if (waiting.rows.length === 0) return [];
-      const [taken] = await this.#write("take commands", run, () => [this.#w.takeCommands(run)]);
+      const [taken] = await this.#c.write(
+        "take commands",
+        run,
+        () => [this.#c.w.takeCommands(run)],
+      );
       return (taken!.rows as unknown as Parameters<typeof toCommand>[0][]).map(toCommand)
         .sort((a, b) => a.id - b.id);
     });
@@ -315,29 +244,29 @@ export class KyselyStore implements Store, Leases {
 
   /** Records a process (replacing the step's earlier one). */
   async addProcess(run: string, p: ProcessRecord): Promise<void> {
-    await this.#write(
+    await this.#c.write(
       "record process",
       run,
-      () => this.#w.processWrites(run, { add: [p], remove: [] }),
+      () => this.#c.w.processWrites(run, { add: [p], remove: [] }),
     );
   }
 
   /** Forgets the step's process, if any. */
   async removeProcess(run: string, step: string): Promise<void> {
-    await this.#write(
+    await this.#c.write(
       "remove process",
       run,
-      () => this.#w.processWrites(run, { add: [], remove: [step] }),
+      () => this.#c.w.processWrites(run, { add: [], remove: [step] }),
     );
   }
 
   /** The processes recorded for the run, by step id. */
   processes(run: string): Promise<ProcessRecord[]> {
-    return this.#op(
+    return this.#c.op(
       "read processes",
       run,
       async () =>
-        (await this.#db.selectFrom("processes").select(["step", "pid", "pgid", "log", "host"])
+        (await this.#c.db.selectFrom("processes").select(["step", "pid", "pgid", "log", "host"])
           .where("run", "=", run).orderBy("step").execute())
           .map(({ log, host, ...p }) => ({
             ...p,
@@ -354,91 +283,63 @@ export class KyselyStore implements Store, Leases {
    * `moving` its seconds moving, when recorded; `endedAt` is the wall-clock ms the step ended.
    */
   history(runbook: string, limit = 20): Promise<HistorySample[]> {
-    return this.#op("read history", undefined, () => history(this.#db, runbook, limit));
+    return this.#c.op("read history", undefined, () => history(this.#c.db, runbook, limit));
   }
 
   /** Stores service-level samples (fenced like every write of an engine); see `sl_samples.ts`. */
   async addSlSamples(run: string, rows: readonly SlSampleRow[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.#write(
+    await this.#c.write(
       "save service-level samples",
       run,
-      () => insertSlSamples(this.#db, run, rows, this.#d.maxParams),
+      () => insertSlSamples(this.#c.db, run, rows, this.#c.d.maxParams),
     );
   }
 
   /** The run's service-level samples with `seq > afterSeq`, in `seq` order. */
   slSamples(run: string, afterSeq = 0): Promise<SlSampleRow[]> {
-    return this.#op(
+    return this.#c.op(
       "read service-level samples",
       run,
-      () => listSlSamples(this.#db, run, afterSeq),
+      () => listSlSamples(this.#c.db, run, afterSeq),
     );
   }
 
   /** Acquires the run's lease (see {@link Leases.acquireLease}); this store's writes are fenced. */
   acquireLease(run: string, holder: string, ttlMs: number): Promise<Lease> {
-    return this.#op("acquire the lease", run, async () => {
-      const got = await leases.acquire(this.#db, this.#d.now, run, holder, ttlMs, "acquire");
-      if (got === undefined) {
-        const now = await leases.read(this.#db, this.#d.now, run);
-        if (now === undefined) throw this.#noRun("acquire the lease", run);
-        throw new StoreError(
-          `store ${this.path}: cannot acquire the lease of run "${run}": ${now.holder} holds it ` +
-            `for ${Math.max(0, (now.expiresAt ?? now.now) - now.now) / 1000}s more ` +
-            `(token ${now.token}); another engine runs it`,
-        );
-      }
-      this.#tokens.set(run, got.token);
-      return got;
-    });
+    return leaseOps.acquireLease(this.#c, run, holder, ttlMs);
   }
 
-  /** Renews the lease (see {@link Leases.renewLease}); {@link LeaseLost} once taken over. */
+  /** Renews the lease (see {@link Leases.renewLease}); `LeaseLost` once taken over. */
   renewLease(run: string, token: number, ttlMs: number): Promise<Lease> {
-    return this.#op("renew the lease", run, async () => {
-      const got = await leases.renew(this.#db, this.#d.now, run, token, ttlMs);
-      if (got !== undefined) return got;
-      if (!this.#tokens.has(run)) this.#tokens.set(run, token);
-      throw await this.#refused(this.#db, "renew the lease", run);
-    });
+    return leaseOps.renewLease(this.#c, run, token, ttlMs);
   }
 
   /** Gives the lease up; this store's writes to the run are no longer fenced. */
   releaseLease(run: string, token: number): Promise<void> {
-    return this.#op("release the lease", run, async () => {
-      await leases.release(this.#db, run, token);
-      if (this.#tokens.get(run) === token) this.#tokens.delete(run);
-    });
+    return leaseOps.releaseLease(this.#c, run, token);
   }
 
   /** Takes over a run whose lease expired (see {@link Leases.takeLease}). */
   takeLease(run: string, holder: string, ttlMs: number): Promise<Lease | undefined> {
-    return this.#op("take over the lease", run, async () => {
-      const got = await leases.acquire(this.#db, this.#d.now, run, holder, ttlMs, "take");
-      if (got !== undefined) this.#tokens.set(run, got.token);
-      return got;
-    });
+    return leaseOps.takeLease(this.#c, run, holder, ttlMs);
   }
 
   /** Running runs whose lease expired, by the database's clock. */
   expiredLeases(): Promise<LeaseState[]> {
-    return this.#op("list expired leases", undefined, () => leases.expired(this.#db, this.#d.now));
+    return leaseOps.expiredLeases(this.#c);
   }
 
   /** The run's lease, or undefined when none is held. */
   lease(run: string): Promise<LeaseState | undefined> {
-    return this.#op("read the lease", run, async () => {
-      const now = await leases.read(this.#db, this.#d.now, run);
-      return now?.holder == null || now.expiresAt == null ? undefined : now as LeaseState;
-    });
+    return leaseOps.lease(this.#c, run);
   }
 
   /** Closes the database; later calls fail with a {@link StoreError}. Closing twice is fine. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#c.closed) return;
+    this.#c.closed = true;
     this.#folded.clear();
-    await this.#d.close();
+    await this.#c.d.close();
   }
 }

@@ -22,6 +22,7 @@ import {
 } from "kysely";
 import { type Migration, type MigrationProvider, Migrator } from "kysely/migration";
 import { StoreError } from "./errors.ts";
+import { initialMigration } from "./migration_initial.ts";
 import { slSamplesMigration, type SlSamplesTable } from "./sl_samples.ts";
 
 /** A row of `runs`. */
@@ -190,87 +191,7 @@ export const POSTGRES_TYPES: ColumnTypes = {
  */
 export function migrationsFor(t: ColumnTypes): Readonly<Record<string, Migration>> {
   return {
-    "0001_initial": {
-      async up(db: AnyDb): Promise<void> {
-        await db.schema.createTable("runs")
-          .addColumn("id", t.text, (c) => c.primaryKey().notNull())
-          .addColumn("runbook", t.text, (c) => c.notNull())
-          .addColumn("file", t.text, (c) => c.notNull())
-          .addColumn("file_sha256", t.text, (c) => c.notNull())
-          .addColumn("mode", t.text, (c) => c.notNull())
-          .addColumn("drill", t.flag, (c) => c.notNull())
-          .addColumn("strategy", t.text, (c) => c.notNull())
-          .addColumn("vars", t.text, (c) => c.notNull())
-          .addColumn("steps", t.text, (c) => c.notNull())
-          .addColumn("started_at", t.big, (c) => c.notNull())
-          .addColumn("pid", t.int, (c) => c.notNull())
-          .addColumn("host", t.text, (c) => c.notNull())
-          .addColumn("state", t.text, (c) => c.notNull())
-          .addColumn("heartbeat_at", t.big, (c) => c.notNull())
-          .addColumn("ended_at", t.big)
-          .addColumn("report", t.text)
-          .addColumn("outcome", t.text)
-          .execute();
-        await db.schema.createIndex("runs_by_start").on("runs")
-          .columns(["started_at desc", "id desc"]).execute();
-        await db.schema.createIndex("runs_by_runbook").on("runs")
-          .columns(["runbook", "started_at desc"]).execute();
-
-        await db.schema.createTable("step_events")
-          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
-          .addColumn("seq", t.int, (c) => c.notNull())
-          .addColumn("step", t.text, (c) => c.notNull())
-          .addColumn("state", t.text, (c) => c.notNull())
-          .addColumn("at", t.real, (c) => c.notNull())
-          .addColumn("detail", t.text)
-          .addPrimaryKeyConstraint("step_events_pk", ["run", "seq"])
-          .execute();
-
-        await db.schema.createTable("steps")
-          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
-          .addColumn("step", t.text, (c) => c.notNull())
-          .addColumn("state", t.text, (c) => c.notNull())
-          .addColumn("start_s", t.real)
-          .addColumn("end_s", t.real)
-          .addColumn("frozen_s", t.real, (c) => c.notNull().defaultTo(0))
-          .addColumn("frozen_since", t.real)
-          .addColumn("detail", t.text)
-          .addColumn("first_seq", t.int, (c) => c.notNull())
-          .addPrimaryKeyConstraint("steps_pk", ["run", "step"])
-          .execute();
-
-        await db.schema.createTable("progress")
-          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
-          .addColumn("step", t.text, (c) => c.notNull())
-          .addColumn("bytes", t.big, (c) => c.notNull())
-          .addColumn("total", t.big)
-          .addColumn("prefetched", t.big, (c) => c.notNull())
-          .addColumn("demanded", t.flag, (c) => c.notNull())
-          .addColumn("source", t.int, (c) => c.notNull())
-          .addColumn("at", t.big, (c) => c.notNull())
-          .addPrimaryKeyConstraint("progress_pk", ["run", "step"])
-          .execute();
-
-        await db.schema.createTable("commands")
-          .addColumn("id", t.id, (c) => t.generated(c.primaryKey()))
-          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
-          .addColumn("kind", t.text, (c) => c.notNull())
-          .addColumn("step", t.text)
-          .addColumn("at", t.big, (c) => c.notNull())
-          .addColumn("taken", t.flag, (c) => c.notNull().defaultTo(t.no))
-          .execute();
-        await db.schema.createIndex("commands_waiting").on("commands")
-          .columns(["run", "taken", "id"]).execute();
-
-        await db.schema.createTable("processes")
-          .addColumn("run", t.text, (c) => c.notNull().references("runs.id").onDelete("cascade"))
-          .addColumn("step", t.text, (c) => c.notNull())
-          .addColumn("pid", t.int, (c) => c.notNull())
-          .addColumn("pgid", t.int, (c) => c.notNull())
-          .addPrimaryKeyConstraint("processes_pk", ["run", "step"])
-          .execute();
-      },
-    },
+    "0001_initial": initialMigration(t),
     "0002_add_process_log": {
       async up(db: AnyDb): Promise<void> {
         // Where a background service appends its output, for `thaw status RUN_ID`.

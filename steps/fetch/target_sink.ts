@@ -1,7 +1,9 @@
 /**
  * The temporary file of a streamed fetch that lands on a {@linkcode Target} other than this
  * machine (a host over ssh, `on:`): the same contract as {@linkcode TmpFile}, through the target's
- * file operations only (`stat`, `mkdir`, `remove`, `openWrite` at an offset, `sha256`).
+ * file operations only (`stat`, `mkdir`, `remove`, `openWrite` at an offset, `sha256`). With
+ * `place.ts` (checks of `to`, rename, the mark of a directory thaw placed) it is the one way a
+ * fetch lands on a host.
  *
  * - Continues after the bytes an interrupted attempt (or a killed engine) left under the
  *   temporary name on the target: `openWrite` cuts the file at the size it had, so nothing is
@@ -11,6 +13,8 @@
  *   (`sha256sum` on a host) once the data is complete.
  * - One write is on its way to the target while the next chunk is received (the target's writer
  *   applies back-pressure).
+ * - At the end: flushed to the target's disk (once), then its size checked on the target against
+ *   the bytes written (a byte lost on the way, or another writer, fails the attempt).
  *
  * @module
  */
@@ -130,6 +134,19 @@ export class TargetTmpFile implements Sink {
     this.#closed = true;
     await this.#writer.close();
     const { spec, timer, signal } = this.#attempt;
+    // What the target holds, not what was sent: a byte lost on the way fails here.
+    const info = await this.#target.stat(spec.tmp);
+    if (info?.type !== "file" || info.size !== this.#written) {
+      const held = info === null
+        ? "nothing"
+        : info.type !== "file"
+        ? `a ${info.type}`
+        : `${info.size} bytes`;
+      throw new Error(
+        `${this.#target.name}:${spec.tmp} holds ${held} after ${this.#written} bytes were ` +
+          `written to it: something else writes there, or the disk dropped them`,
+      );
+    }
     let digest = this.#hash?.digest("hex");
     if (digest === undefined && spec.sha256 !== undefined) {
       timer.pause(); // a read on the target: not the transfer the timeout is for

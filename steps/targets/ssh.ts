@@ -3,21 +3,31 @@
  * `hosts: { db1: { ssh: postgres@10.0.0.5, port: 22, identity: ~/.ssh/dr_key } }` becomes
  * `new SshTarget("db1", { ssh: "postgres@10.0.0.5", port: 22, identity: "~/.ssh/dr_key" })`.
  *
- * - One shared connection per host (a ControlMaster thaw owns, see `ssh_master.ts`), another
- *   only when the host's sshd refuses more sessions on one (`MaxSessions`, 10 by default; see
- *   `ssh_pool.ts`); the user's ssh config, agent and known_hosts; host-key checking is never
- *   turned off; ssh never prompts.
+ * - One shared connection per host (a ControlMaster thaw owns, see `ssh_master.ts`); the user's
+ *   ssh config, agent and known_hosts; host-key checking is never turned off; ssh never prompts.
  *   A host that cannot be reached fails with ssh's own words (`ssh: connect to host 10.0.0.5 port
  *   22: Connection refused`, `Host key verification failed.`).
+ * - Commands go over ONE long-lived session on that connection: a command loop in the host's own
+ *   `sh` (`ssh_loop_script.ts`, thaw's end in `ssh_loop.ts`; nothing installed there) starts each
+ *   command, reports its pid and exit, sends its output, stops and looks for groups. No ssh
+ *   client is started per command, nor per kill. Short file operations (`stat`, `mkdir`,
+ *   `rename`, `remove`) are programs the loop runs too (a fork on the host, no session); only
+ *   `openWrite`'s stream has a session of its own on the same connection (another connection only
+ *   when the host's sshd refuses more sessions on one: `MaxSessions`, 10 by default; see
+ *   `ssh_pool.ts`).
  * - A command runs on the host as the leader of a new session (util-linux `setsid` there); its
- *   pid is its group's id on the host. {@linkcode SshTarget.killGroup} stops the whole group over
- *   the shared connection (SIGTERM, grace, SIGKILL). A process that called `setsid` itself has
- *   left the group and is not stopped (there is no cgroup on the host's side).
- * - An ordinary step is stopped (its group: SIGTERM, then SIGKILL after `graceS`) when its ssh
+ *   pid is its group's id on the host. {@linkcode SshTarget.killGroup} stops the whole group
+ *   (SIGTERM, grace, SIGKILL). A process that called `setsid` itself has left the group and is
+ *   not stopped (there is no cgroup on the host's side). A group found empty when its leader
+ *   exited is known to be gone without asking.
+ * - A command's stdout and stderr go to files of the loop on the host; thaw fetches what is new
+ *   every second while it runs and the rest once it has exited, before its exit is told.
+ * - An ordinary step is stopped (its group: SIGTERM, then SIGKILL after `graceS`) when the loop's
  *   session ends under it: thaw exited (even by `kill -9`), or the connection was lost and sshd
  *   noticed. A background service (`log` set) writes to its log file on the host and outlives the
- *   session and thaw; while the connection lasts its session stays open (so its exit is seen at
- *   once, with its code); after, {@linkcode SshTarget.groupAlive} watches it.
+ *   session and thaw; while the loop lasts its exit is seen at once, with its code; after,
+ *   {@linkcode SshTarget.groupAlive} watches it. A lost loop fails its running steps with ssh's
+ *   words; the next command opens a new one (and a new connection if need be).
  * - The host's shell reports a command killed by signal N as exit code 128+N: `signal` is null.
  * - `user:`: when thaw logs in as root, `setpriv` on the host; as anyone else, `sudo -n -u USER`
  *   (a sudo that wants a password fails the step with sudo's words).
@@ -25,7 +35,7 @@
  *   the host unless `env` sets them); `Command.cwd` must exist on the host.
  * - Files: `stat`, `openWrite` (a `cat` on the host fed through the connection, with
  *   back-pressure and an exclusive lock), `rename`, `remove`, `mkdir`, `sha256` (`sha256sum` on
- *   the host). See `ssh_land.ts` for a fetch landing on the host.
+ *   the host). A fetch landing on the host goes through them: `steps/fetch/target_sink.ts`.
  *
  * @module
  */
@@ -33,11 +43,16 @@
 import type { Command, FileStat, FileWriter, Process, Registration, Target } from "../kind.ts";
 import { registerTarget } from "../kind.ts";
 import type { ExitStatus, KillOutcome } from "../process/process.ts";
-import { shq, type SshHost, type SshOptions, Tail } from "./ssh_args.ts";
-import { refusedSession, type SshConnection, SshError } from "./ssh_master.ts";
+import { shq, type SshHost, type SshOptions } from "./ssh_args.ts";
 import { SshPool } from "./ssh_pool.ts";
-import { openRemoteWrite, RemoteFileError, remoteSh, remoteStat } from "./ssh_files.ts";
-import { aliveScript, killScript, MarkerFilter, nonce, spawnScript } from "./ssh_script.ts";
+import {
+  openRemoteWrite,
+  RemoteFileError,
+  remoteSh,
+  remoteStat,
+  type ShRunner,
+} from "./ssh_files.ts";
+import { type LoopCommand, LoopLost, type LoopProcess, SshLoop } from "./ssh_loop.ts";
 
 export { SshError } from "./ssh_master.ts";
 export { RemoteFileError } from "./ssh_files.ts";
@@ -74,6 +89,10 @@ export class SshTarget implements Target, AsyncDisposable {
   readonly #graceS: number;
   /** The user each group we started runs as (a non-root login needs sudo to signal it). */
   readonly #users = new Map<number, string>();
+  /** Groups whose leader exited with no member left (their post-exit kill needs no question). */
+  readonly #empty = new Set<number>();
+  #loop: SshLoop | undefined;
+  #opening: Promise<SshLoop> | undefined;
 
   /** A target named `name` (the runbook's host name); nothing connects until it is used. */
   constructor(name: string, host: SshHost, options: SshTargetOptions = {}) {
@@ -88,9 +107,21 @@ export class SshTarget implements Target, AsyncDisposable {
     return this.pool.connect();
   }
 
-  /** Ends the shared connection (see {@linkcode SshConnection.close}). */
-  close(): Promise<void> {
-    return this.pool.close();
+  /**
+   * Ends the command loop (the host stops the ordinary commands still running; services live on)
+   * and the shared connection (see {@linkcode SshConnection.close}).
+   */
+  async close(): Promise<void> {
+    const loop = this.#loop;
+    this.#loop = undefined;
+    if (loop !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const closed = loop.close();
+      await Promise.race([closed, new Promise((r) => timer = setTimeout(r, 200))]);
+      clearTimeout(timer);
+    }
+    await this.pool.close();
+    await loop?.ended;
   }
 
   /** Ends the shared connection. */
@@ -104,106 +135,100 @@ export class SshTarget implements Target, AsyncDisposable {
    */
   async spawn(cmd: Command): Promise<RemoteProcess> {
     await this.pool.connect(); // an unreachable host fails here, once
-    return await this.pool.session(async (conn) => {
-      try {
-        return await this.#spawnOnce(conn, cmd);
-      } catch (error) {
-        // The connection went just before: the command never started; once more, anew.
-        if (!(error instanceof SshError)) throw error;
-        await conn.settled(200);
-        if (conn.masterPid !== undefined) throw error;
-        return await this.#spawnOnce(conn, cmd);
-      }
-    });
-  }
-
-  async #spawnOnce(conn: SshConnection, cmd: Command): Promise<RemoteProcess> {
-    const id = nonce();
-    const script = spawnScript({ ...cmd, graceS: this.#graceS }, id);
-    const child = await conn.spawn(script, {
-      stdin: "piped",
-      stdout: cmd.stdout ? "piped" : "null",
-      stderr: "piped",
-    });
-    const tail = new Tail();
-    let gotPid!: (pid: number) => void;
-    let gotExit!: (code: number) => void;
-    const pidSeen = new Promise<number>((r) => gotPid = r);
-    let exitCode: number | undefined;
-    const exitSeen = new Promise<number>((r) => gotExit = r);
-    const filter = new MarkerFilter(id, (m) => {
-      if (m.kind === "pid") gotPid(m.value);
-      else gotExit(exitCode = m.value);
-    }, (chunk) => {
-      tail.push(chunk);
-      try {
-        cmd.stderr?.(chunk);
-      } catch { /* a failing sink must not stop the pipe */ }
-    });
-    const pumps = [
-      pump(child.stderr, (c) => filter.push(c)).then(() => filter.end()),
-      ...(cmd.stdout ? [pump(child.stdout, cmd.stdout)] : []),
-    ];
-    const drained = Promise.all(pumps).then(() => {});
-    const ended = child.status.then(async (s) => {
-      await drained;
-      return s;
-    });
-    const started = await Promise.race([pidSeen, ended.then(() => undefined)]);
-    if (started === undefined) {
-      await child.stdin.close().catch(() => {});
-      if (refusedSession(tail.text)) throw conn.refused();
-      throw new SshError(tail.last || conn.lastWords || "ssh failed", this.host.ssh);
-    }
-    if (cmd.user !== undefined) this.#users.set(started, cmd.user);
-    const status = Promise.race([
-      exitSeen.then((code): RemoteExitStatus => ({ code, signal: null })),
-      ended.then(async (s): Promise<RemoteExitStatus> =>
-        exitCode !== undefined
-          ? { code: exitCode, signal: null }
-          : { code: 255, signal: null, lost: await this.#lostWords(conn, tail.last, s.code) }
-      ),
-    ]);
-    return {
-      pid: started,
-      pgid: started,
-      status,
-      drained,
-      closeOutput: async () => {
-        await child.stdin.close().catch(() => {});
-        try {
-          child.kill("SIGTERM");
-        } catch { /* exited already */ }
-        await drained;
+    const command: LoopCommand = {
+      shell: cmd.shell,
+      command: cmd.command,
+      cwd: cmd.cwd,
+      env: cmd.env,
+      user: cmd.user,
+      log: cmd.log,
+      keepStdout: cmd.stdout !== undefined,
+      onOutput: cmd.stdout === undefined && cmd.stderr === undefined ? undefined : (out, err) => {
+        if (out.length > 0) deliver(cmd.stdout, out);
+        if (err.length > 0) deliver(cmd.stderr, err);
       },
     };
+    let started: LoopProcess;
+    try {
+      started = await (await this.#openLoop()).spawn(command);
+    } catch (error) {
+      // The connection went just before: the loop, and the command, are gone; once more, anew.
+      if (!(error instanceof LoopLost)) throw error;
+      started = await (await this.#openLoop()).spawn(command);
+    }
+    const { pid } = started;
+    // A pid the host gives again: whatever was known of an earlier group of that id is void.
+    this.#empty.delete(pid);
+    if (cmd.user !== undefined) this.#users.set(pid, cmd.user);
+    else this.#users.delete(pid);
+    const status = started.exit.then((exit): RemoteExitStatus => {
+      if ("lost" in exit) return { code: 255, signal: null, lost: exit.lost };
+      if (!exit.left && cmd.user === undefined) this.#empty.add(pid);
+      return { code: exit.code, signal: null };
+    });
+    const drained = status.then(() => {});
+    return { pid, pgid: pid, status, drained, closeOutput: () => drained };
   }
 
-  /** Why a session ended without its exit: the master's last words if it went too. */
-  async #lostWords(conn: SshConnection, client: string, code: number): Promise<string> {
-    const words = await conn.settled(1000);
-    const why = words || client || `ssh exited with code ${code}`;
-    return `the ssh connection to ${this.host.ssh} was lost: ${why}`;
+  /** The command loop on the host: the running one, or a new one (a new connection if need be). */
+  #openLoop(): Promise<SshLoop> {
+    if (this.#loop?.open) return Promise.resolve(this.#loop);
+    this.#opening ??= (async () => {
+      try {
+        await this.pool.connect();
+        const loop = await this.pool.session((conn) => SshLoop.open(conn, this.#graceS));
+        this.#loop = loop;
+        return loop;
+      } finally {
+        this.#opening = undefined;
+      }
+    })();
+    return this.#opening;
   }
 
   /** Stops process group `pgid` on the host: SIGTERM, then SIGKILL after `graceMs`. */
   async killGroup(pgid: number, graceMs: number): Promise<KillOutcome> {
     assertGroupId(pgid);
-    const out = await remoteSh(this.pool, killScript(pgid, graceMs, this.#users.get(pgid)));
-    const outcome = out.trim();
-    if (outcome === "gone" || outcome === "terminated" || outcome === "killed") return outcome;
-    throw new RemoteFileError(`${this.host.ssh}: kill of group ${pgid} said "${outcome}"`);
+    // Its leader exited with no member left: nothing can join an empty group.
+    if (this.#empty.delete(pgid)) return "gone";
+    return await this.#ask((loop) => loop.kill(pgid, graceMs, this.#users.get(pgid)));
   }
 
   /** Whether process group `pgid` has a live member (not a zombie) on the host. */
   async groupAlive(pgid: number): Promise<boolean> {
     if (!Number.isSafeInteger(pgid) || pgid <= 1) return false;
-    return (await remoteSh(this.pool, aliveScript(pgid))).trim() === "yes";
+    if (this.#empty.has(pgid)) return false;
+    return await this.#ask((loop) => loop.alive(pgid));
+  }
+
+  /**
+   * Asks the loop (once more on a new one if it went before answering; with `once`, only if the
+   * question never left).
+   */
+  async #ask<T>(question: (loop: SshLoop) => Promise<T>, once = false): Promise<T> {
+    try {
+      return await question(await this.#openLoop());
+    } catch (error) {
+      if (!(error instanceof LoopLost) || (once && !error.unsent)) throw error;
+      return await question(await this.#openLoop());
+    }
+  }
+
+  /**
+   * Short file operations run as programs of the command loop (no ssh session each); once more
+   * on a new loop if the loop went before answering, but with `once` (a program that must not
+   * run twice) only if the request never left.
+   */
+  #sh(once = false): ShRunner {
+    return {
+      host: this.host.ssh,
+      run: (program) => this.#ask((loop) => loop.run(program), once),
+    };
   }
 
   /** What is at `path` on the host, or null. */
   stat(path: string): Promise<FileStat | null> {
-    return remoteStat(this.pool, path);
+    return remoteStat(this.#sh(), path);
   }
 
   /** Opens `path` on the host for writing (see `ssh_files.ts`). */
@@ -213,17 +238,17 @@ export class SshTarget implements Target, AsyncDisposable {
 
   /** Renames on the host; a directory at `to` is an error (it is never replaced). */
   async rename(from: string, to: string): Promise<void> {
-    await remoteSh(this.pool, `mv -f -T -- ${shq(from)} ${shq(to)}`);
+    await remoteSh(this.#sh(true), `mv -f -T -- ${shq(from)} ${shq(to)}`);
   }
 
   /** `rm -rf` on the host. */
   async remove(path: string): Promise<void> {
-    await remoteSh(this.pool, `rm -rf -- ${shq(path)}`);
+    await remoteSh(this.#sh(), `rm -rf -- ${shq(path)}`);
   }
 
   /** `mkdir -p` on the host. */
   async mkdir(path: string): Promise<void> {
-    await remoteSh(this.pool, `mkdir -p -- ${shq(path)}`);
+    await remoteSh(this.#sh(), `mkdir -p -- ${shq(path)}`);
   }
 
   /** `sha256sum` on the host; an abort stops it there. */
@@ -262,14 +287,10 @@ function assertGroupId(pgid: number): void {
   }
 }
 
-async function pump(stream: ReadableStream<Uint8Array>, sink: (c: Uint8Array) => void) {
+function deliver(sink: ((c: Uint8Array) => void) | undefined, bytes: Uint8Array): void {
   try {
-    for await (const chunk of stream) {
-      try {
-        sink(chunk);
-      } catch { /* a failing sink must not stop the pipe */ }
-    }
-  } catch { /* cancelled or broken: nothing more to read */ }
+    sink?.(bytes);
+  } catch { /* a failing sink must not stop the step */ }
 }
 
 /**

@@ -31,20 +31,34 @@ export class RemoteFileError extends Error {
   }
 }
 
+/** How a short sh program on the host ended, and what it wrote. */
+export interface ShResult {
+  readonly code: number;
+  readonly stdout: Uint8Array;
+  readonly stderr: Uint8Array | string;
+}
+
+/** Where a short sh program runs: the host's command loop (`ssh_loop.ts`). */
+export interface ShRunner {
+  /** The host, as ssh is told (the first words of an error). */
+  readonly host: string;
+  run(program: string): Promise<ShResult>;
+}
+
 /** Runs a short sh program on the host; its stdout, or a {@linkcode RemoteFileError}. */
-export async function remoteSh(conn: SshPool, program: string): Promise<string> {
-  const out = await conn.run(`exec sh -c ${shq(program)}`);
+export async function remoteSh(sh: ShRunner, program: string): Promise<string> {
+  const out = await sh.run(program);
   if (out.code !== 0) {
-    throw new RemoteFileError(`${conn.host.ssh}: ${lastLine(out.stderr) || `exit ${out.code}`}`);
+    throw new RemoteFileError(`${sh.host}: ${lastLine(out.stderr) || `exit ${out.code}`}`);
   }
   return decoder.decode(out.stdout);
 }
 
 /** What is at `path` on the host (a final symbolic link not followed); null when nothing. */
-export async function remoteStat(conn: SshPool, path: string): Promise<FileStat | null> {
+export async function remoteStat(sh: ShRunner, path: string): Promise<FileStat | null> {
   const p = shq(path);
   const out = await remoteSh(
-    conn,
+    sh,
     `if [ -e ${p} ] || [ -L ${p} ]; then stat -c '%F|%s|%Y' -- ${p}; else echo none; fi`,
   );
   const line = out.trim();

@@ -1,8 +1,9 @@
 /**
  * The 1,000-step DAG of `ninja_dag.ts` spread over 4 hosts (4 real sshd on 127.0.0.1, started
  * here with keys of their own; `tests/sshd.ts`) against the same DAG run on this machine: the
- * per-step overhead of a step on a host, over one shared ssh connection per host (target: at most
- * 3x the local run's). Step `sK` runs `on: hK mod 4`; both runs use the same parallelism.
+ * per-step overhead of a step on a host, over one shared ssh connection and one command loop
+ * (`steps/targets/ssh_loop_script.ts`) per host (target: at most 3x the local run's). Step `sK`
+ * runs `on: hK mod 4`; both runs use the same parallelism.
  *
  * Prints the median wall time of each run (the whole `thaw run`, start-up included), each run's
  * start-up (a 1-step DAG: for the hosts, with the ssh login), the per-step time without start-up,
