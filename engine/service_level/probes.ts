@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { hostPort, networkError, oneLine } from "../../steps/run/net.ts";
 import { killGroup, spawnGroup } from "../../steps/process/process.ts";
 import type { SlKind } from "./schema.ts";
 
@@ -45,40 +46,8 @@ export const MAX_BODY = 8 * 1024 * 1024;
 const MAX_OUTPUT = 4096;
 const NUMBER_RE = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/;
 
-/** One line, control characters out, at most `max` characters. */
-function oneLine(text: string, max = 160): string {
-  // deno-lint-ignore no-control-regex
-  const line = text.replace(/[\x00-\x1f\x7f]+/g, " ").trim();
-  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
-}
-
-/** The gist of a network error, through its causes. */
-function networkError(e: unknown): string {
-  const messages: string[] = [];
-  for (let c = e, depth = 0; c !== undefined && c !== null && depth < 8; depth++) {
-    messages.push(c instanceof Error ? c.message : String(c));
-    c = c instanceof Error ? c.cause : undefined;
-  }
-  const all = messages.join(" ").toLowerCase();
-  for (const known of ["connection refused", "connection reset", "connection closed"]) {
-    if (all.includes(known)) return known;
-  }
-  return oneLine(messages[messages.length - 1] ?? "error");
-}
-
 function ms(x: number): string {
   return `${Math.round(x)}ms`;
-}
-
-/** Splits `host:port` (or `[v6]:port`). */
-function hostPort(target: string): { hostname: string; port: number } | undefined {
-  const at = target.lastIndexOf(":");
-  if (at <= 0) return undefined;
-  const port = Number(target.slice(at + 1));
-  let hostname = target.slice(0, at);
-  if (hostname.startsWith("[") && hostname.endsWith("]")) hostname = hostname.slice(1, -1);
-  if (!Number.isInteger(port) || port < 1 || port > 65535 || hostname === "") return undefined;
-  return { hostname, port };
 }
 
 /** A signal that aborts after `timeoutMs` or with `outer`, and whether the timeout fired. */
