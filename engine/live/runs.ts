@@ -10,6 +10,7 @@ import { hostname } from "node:os";
 import { UsageError } from "../runbook/errors.ts";
 import { dirname } from "node:path";
 import { removePartials, stopProcesses } from "./state.ts";
+import { stopStrays } from "./strays.ts";
 import { RunHosts } from "./run_hosts.ts";
 import { parseRunbook, readRunbook } from "../runbook/load.ts";
 import type { Runbook } from "../runbook/model.ts";
@@ -267,6 +268,7 @@ export async function requestCancel(
     await using hosts = new RunHosts(runbook?.hosts ?? {});
     const targetOf = (h: string) => runbook?.hosts[h] ? hosts.of(h) : undefined;
     await stopProcesses(store, run.id, 2000, (step) => !run.drill && done.has(step), targetOf);
+    await stopStrays(run.id, 2000, (step) => !run.drill && done.has(step));
     if (runbook) {
       await removePartials(runbook, run.id, (id) => done.has(id), undefined, targetOf);
     }
