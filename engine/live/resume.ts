@@ -16,7 +16,6 @@
 import { FETCH, type Graph } from "../plan/graph.ts";
 import type { LiveRun } from "./live_run.ts";
 import { stopProcesses } from "./state.ts";
-import { stopStrays } from "./strays.ts";
 import { awaySteps } from "./lease.ts";
 import type { Runbook } from "../runbook/model.ts";
 import type { Recorder } from "../schedule/recorder.ts";
@@ -106,7 +105,6 @@ export async function resumeState(
   // stay up (they are the recovered service), unless they are to run again.
   const away = await awaySteps(store, record); // another machine's: out of reach
   await stopProcesses(store, record.id, 2000, (s) => keep.has(s) || away.has(s), options.targetOf);
-  await stopStrays(record.id, 2000, (s) => keep.has(s)); // started, not yet recorded, at the kill
   const progress = new Map((await store.progress(record.id)).map((p) => [p.step, p]));
   const firstStart = new Map<string, number>();
   for (const e of await store.stepEvents(record.id)) {
