@@ -20,57 +20,16 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { BLOCK, makeFile, serve } from "./fetch_data.ts";
 import { fromFileUrl } from "../paths.ts";
 
 const MAIN = fromFileUrl(new URL("../../engine/main.ts", import.meta.url));
-const BLOCK = 1 << 20;
 const size = Math.round(Number(Deno.args[0] ?? "1") * 1024) * BLOCK;
 const RUNS = 3;
 const MIN_RATIO = 0.8;
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
 const mbps = (ms: number) => size / 1e6 / (ms / 1000);
-
-async function makeFile(path: string): Promise<string> {
-  const block = new Uint8Array(BLOCK);
-  for (let i = 0; i < BLOCK; i += 65536) crypto.getRandomValues(block.subarray(i, i + 65536));
-  const hash = createHash("sha256");
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
-  for (let i = 0; i < size / BLOCK; i++) {
-    new DataView(block.buffer).setUint32(0, i);
-    hash.update(block);
-    let offset = 0;
-    while (offset < block.length) offset += await file.write(block.subarray(offset));
-  }
-  return hash.digest("hex");
-}
-
-/** Starts the test server in another process; resolves to its base URL. */
-async function serve(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const script = new URL("../http_backup_server.ts", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, dir],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the server exited before listening");
-    text += value;
-  }
-  reader.cancel().catch(() => {});
-  return {
-    url: text.split("\n")[0]!.trim(),
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
-}
 
 async function curl(url: string, expected: string, dir: string): Promise<number> {
   const file = `${dir}/out/curl.bin`;
@@ -120,7 +79,7 @@ const dir = await Deno.makeTempDir({ prefix: "thaw-bench-" });
 let stop = () => Promise.resolve();
 try {
   await Deno.mkdir(`${dir}/srv`);
-  const sha256 = await makeFile(`${dir}/srv/big.bin`);
+  const sha256 = await makeFile(`${dir}/srv/big.bin`, size);
   const server = await serve(`${dir}/srv`);
   stop = server.stop;
   const url = `${server.url}big.bin`;

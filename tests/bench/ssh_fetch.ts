@@ -32,7 +32,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { BLOCK, makeFile, serve } from "./fetch_data.ts";
 import { dirname } from "node:path";
 import { startSshd } from "../sshd.ts";
 import { SshTarget } from "../../steps/targets/ssh.ts";
@@ -40,7 +40,6 @@ import { fetchKind } from "../../steps/fetch/kind.ts";
 import { realClock } from "../../steps/types.ts";
 import { spawnGroup } from "../../steps/process/process.ts";
 
-const BLOCK = 1 << 20;
 const size = Math.round(Number(Deno.args.find((a) => !a.startsWith("-")) ?? "1") * 1024) * BLOCK;
 const RUNS = 5;
 const MIN_RATIO = 0.8;
@@ -59,46 +58,6 @@ function clientCpuMs(): number {
   const stat = Deno.readTextFileSync("/proc/self/stat");
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number);
   return (f[11]! + f[12]! + f[13]! + f[14]!) * 10; // utime, stime, cutime, cstime (100 Hz)
-}
-
-async function makeFile(path: string): Promise<string> {
-  const block = new Uint8Array(BLOCK);
-  for (let i = 0; i < BLOCK; i += 65536) crypto.getRandomValues(block.subarray(i, i + 65536));
-  const hash = createHash("sha256");
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
-  for (let i = 0; i < size / BLOCK; i++) {
-    new DataView(block.buffer).setUint32(0, i);
-    hash.update(block);
-    let offset = 0;
-    while (offset < block.length) offset += await file.write(block.subarray(offset));
-  }
-  return hash.digest("hex");
-}
-
-/** Starts the test server in another process; resolves to its base URL. */
-async function serve(dir: string): Promise<{ url: string; stop: () => Promise<void> }> {
-  const script = new URL("../http_backup_server.ts", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, dir],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the server exited before listening");
-    text += value;
-  }
-  reader.cancel().catch(() => {});
-  return {
-    url: text.split("\n")[0]!.trim(),
-    stop: async () => {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
 }
 
 /**
@@ -180,7 +139,7 @@ let stop = () => Promise.resolve();
 try {
   console.log(`load average at the start: ${load()}`);
   await Deno.mkdir(`${dir}/srv`);
-  const sha256 = await makeFile(`${dir}/srv/big.bin`);
+  const sha256 = await makeFile(`${dir}/srv/big.bin`, size);
   const server = await serve(`${dir}/srv`);
   stop = server.stop;
   const url = `${server.url}big.bin`;
