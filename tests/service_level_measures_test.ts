@@ -152,6 +152,15 @@ Deno.test("measure() keeps normal samples out of the recovery, and later ones ou
   assert.equal(m.degradation, 20 / 40 - 1);
 });
 
+Deno.test("measure() counts the milestone's first sample, when its time rounds up to from_s", () => {
+  // The report gives the milestone at 0.081 s (milliseconds, rounded); the sampler began at the
+  // true time, 0.0809 s. That sample is the recovery's first, as the report shows it (0.081 s).
+  const samples = [ok(0.080910284, 10), ok(0.1809, 20), ok(2.0004, 30)];
+  const m = measure({ probe: http(), samples, from_s: 0.081, btn_s: 2 });
+  assert.equal(m.recovery.samples, 2);
+  assert.equal(m.normal.samples, 1); // 2.0004 s shows as 2 s: BTN's own sample
+});
+
 Deno.test("measure() puts every sample in the recovery, when BTN is not reached", () => {
   const samples = [ok(0, 10), bad(1, null), ok(2, 30)];
   const m = measure({ probe: http({ p95: 0.02 }), samples, from_s: 0, btn_s: null });

@@ -5,7 +5,8 @@
  *
  * Definitions (README "Service level" says the same for users):
  * - **windows**: recovery = samples taken from `from_s` (the `after` step done) until BTN; normal =
- *   samples taken from BTN until BTN + `normal`. A sample's time is when its probe started. Later
+ *   samples taken from BTN until BTN + `normal`. A sample's time is when its probe started,
+ *   compared at the report's resolution (milliseconds, rounded). Later
  *   samples belong to no window. Before BTN is reached (a run still going, or failed), every
  *   sample from `from_s` on is in the recovery window.
  * - **figures**: `samples`, `success` (ok samples / samples); over the ok samples: latency
@@ -97,13 +98,18 @@ export function nearestRank(sorted: readonly number[], q: number): number | null
 
 /** The samples of each window, in time order. */
 export function windows(input: MeasureInput): { recovery: Sample[]; normal: Sample[] } {
-  const from = input.from_s ?? Infinity, btn = input.btn_s;
+  // Compared in milliseconds, rounded, as the report gives its times: a probe started 0.4 ms
+  // before its milestone's rounded time is still the milestone's first sample.
+  const ms = (t: number) => Math.round(t * 1000) / 1000;
+  const from = input.from_s === null ? Infinity : ms(input.from_s);
+  const btn = input.btn_s === null ? null : ms(input.btn_s);
   const sorted = [...input.samples].filter((s) => Number.isFinite(s.t_s))
     .sort((a, b) => a.t_s - b.t_s);
-  const recovery = sorted.filter((s) => s.t_s >= from && (btn === null || s.t_s < btn));
+  const at = (s: Sample) => ms(s.t_s);
+  const recovery = sorted.filter((s) => at(s) >= from && (btn === null || at(s) < btn));
   const normal = btn === null
     ? []
-    : sorted.filter((s) => s.t_s >= btn && s.t_s < btn + input.probe.normal);
+    : sorted.filter((s) => at(s) >= btn && at(s) < btn + input.probe.normal);
   return { recovery, normal };
 }
 
