@@ -1,8 +1,8 @@
 /**
  * A step's process started just before `kill -9` of its engine, not yet recorded in the store
  * (records go into the commit of the next turn): `thaw cancel` still stops it, found by the
- * `THAW_RUN_ID` and `THAW_STEP` in its environment. Real processes, a real store. (`thaw resume`
- * does not yet: see the README.)
+ * `THAW_RUN_ID` and `THAW_STEP` in its environment, and so does `thaw resume` before it starts the
+ * step again (the engine ran on this machine). Real processes, a real store.
  *
  * @module
  */
@@ -57,6 +57,30 @@ Deno.test("thaw cancel stops a step's process that was not yet recorded at kill 
     } finally {
       await Deno.writeTextFile(join(dir, "go"), "");
       assert.equal(await exists(join(dir, "go")), true);
+    }
+  });
+});
+
+Deno.test("thaw resume stops a step's process that was not yet recorded, before it runs the step again", async () => {
+  await inDir(RUNBOOK, async (dir) => {
+    const { run, pid } = await killedUnrecorded(dir);
+    const resumed = engine(dir, ["resume", run]);
+    try {
+      assert.ok(await gone(pid), `the old process ${pid} still runs beside the resumed step`);
+      // The step ran again: a second pid, alive, and not the old one.
+      const pids = await waitFor(dir, async () => {
+        const lines = (await Deno.readTextFile(join(dir, "pids"))).trim().split("\n");
+        return lines.length === 2 ? lines.map(Number) : undefined;
+      }, "the step started again");
+      assert.notEqual(pids[1], pid);
+      await Deno.writeTextFile(join(dir, "go"), "");
+      const out = await resumed.output;
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    } finally {
+      await Deno.writeTextFile(join(dir, "go"), "");
+      try {
+        Deno.kill(-resumed.child.pid, "SIGKILL");
+      } catch { /* ended */ }
     }
   });
 });

@@ -145,8 +145,10 @@ Deno.test({
       // Degradation by hand, from the stored samples and the report's windows.
       const btn = report.btn_s as number, from = web.from_s as number;
       const ok = rows.filter((r) => r.ok && r.value !== null);
-      const recovery = ok.filter((r) => r.t_s >= from && r.t_s < btn).map((r) => r.value!);
-      const normal = ok.filter((r) => r.t_s >= btn && r.t_s < btn + 2.5).map((r) => r.value!);
+      // (Windows compare times in milliseconds, rounded, as the report gives them.)
+      const at = (r: Row) => Math.round(r.t_s * 1000) / 1000;
+      const recovery = ok.filter((r) => at(r) >= from && at(r) < btn).map((r) => r.value!);
+      const normal = ok.filter((r) => at(r) >= btn && at(r) < btn + 2.5).map((r) => r.value!);
       assert.ok(recovery.length >= 5 && normal.length >= 5, `${recovery.length}/${normal.length}`);
       const byHand = p95(recovery) / p95(normal) - 1;
       assert.equal(web.degradation, Number(byHand.toPrecision(4)));

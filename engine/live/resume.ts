@@ -16,6 +16,8 @@
 import { FETCH, type Graph } from "../plan/graph.ts";
 import type { LiveRun } from "./live_run.ts";
 import { stopProcesses } from "./state.ts";
+import { stopStrays } from "./strays.ts";
+import { hostname } from "node:os";
 import { awaySteps } from "./lease.ts";
 import type { Runbook } from "../runbook/model.ts";
 import type { Recorder } from "../schedule/recorder.ts";
@@ -105,6 +107,9 @@ export async function resumeState(
   // stay up (they are the recovered service), unless they are to run again.
   const away = await awaySteps(store, record); // another machine's: out of reach
   await stopProcesses(store, record.id, 2000, (s) => keep.has(s) || away.has(s), options.targetOf);
+  // And what it started in its last milliseconds, before the commit that records a process: only
+  // where it ran here (another machine's, or another UTS namespace's, stops its own when fenced).
+  if (record.host === hostname()) await stopStrays(record.id, 2000, (s) => keep.has(s));
   const progress = new Map((await store.progress(record.id)).map((p) => [p.step, p]));
   const firstStart = new Map<string, number>();
   for (const e of await store.stepEvents(record.id)) {

@@ -2,10 +2,10 @@
  * The processes a killed engine started but had not yet recorded: a step's process is recorded in
  * the commit of the turn after it starts (`procs.ts`), so one started in the last few milliseconds
  * before `kill -9` is in no record. Every local step runs with `THAW_RUN_ID` and `THAW_STEP` in its
- * environment, so `thaw cancel` finds such processes in `/proc` and stops their groups as it stops
- * the recorded ones. (`thaw resume` does not call it yet: a standby on the same machine in another
- * UTS namespace would stop the steps of the engine it takes over from, which that engine must stop
- * itself.)
+ * environment, so `thaw cancel` and `thaw resume` find such processes in `/proc` and stop their
+ * groups as they stop the recorded ones. Resume does so only when the killed engine ran on this
+ * machine (its hostname): a standby elsewhere, or in another UTS namespace here, leaves the steps of
+ * the engine it takes over from to that engine, which stops them itself when fenced.
  *
  * @module
  */
