@@ -13,7 +13,7 @@ import {
   requestApproval,
   requestCancel,
   requestDone,
-  runState,
+  stateOf,
   SteerError,
 } from "../live/runs.ts";
 import { StoreError } from "../store/errors.ts";
@@ -192,7 +192,7 @@ export function createApp(options: ApiOptions): Hono {
       : c.json({
         run: run.id,
         step,
-        state: runState(run),
+        state: await stateOf(store, run),
         message: `${step} recorded done; thaw resume ${run.id} carries on after it`,
       }, 200);
   });

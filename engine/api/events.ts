@@ -21,7 +21,6 @@
 import type { SSEStreamingApi } from "hono/streaming";
 import { SKIP_DETAIL } from "../live/live_run.ts";
 import type { Report } from "../schedule/report.ts";
-import { runState } from "../live/runs.ts";
 import type { FetchProgress, RunRecord, RunState, StepEvent, Store } from "../store/types.ts";
 import { Feeds, type RunFeed } from "./feeds.ts";
 import { SL_REPLAY, slEventsSorted } from "../service_level/events.ts";
@@ -262,7 +261,7 @@ async function follow(
     const sl = slEventsSorted(feed.sl, slAfter);
     slAfter = sl.after;
     for (const body of sl.events) await write("sl", body);
-    const state = runState(rec);
+    const state = feed.state;
     if (rec.state !== "running") {
       const report = parse(rec.report);
       const end: EndEventBody = {

@@ -5,12 +5,22 @@
  *
  * @module
  */
-import type { FetchProgress, RunRecord, SlSampleRow, StepEvent, Store } from "../store/types.ts";
+import type {
+  FetchProgress,
+  RunRecord,
+  RunState,
+  SlSampleRow,
+  StepEvent,
+  Store,
+} from "../store/types.ts";
+import { stateOf } from "../live/runs.ts";
 
 /** One run's rows, as fresh as `maxAgeMs`. */
 export class RunFeed {
   /** The run record (read first: events read after it ended are all of them). */
   rec: RunRecord;
+  /** The run's state at the last refresh (with its lease: an engine gone shows `interrupted`). */
+  state: RunState;
   /** Every step change so far, in order. */
   readonly events: StepEvent[] = [];
   /** Fetch progress, at the last refresh. */
@@ -27,6 +37,7 @@ export class RunFeed {
   constructor(store: Store, rec: RunRecord) {
     this.#store = store;
     this.rec = rec;
+    this.state = rec.state;
   }
 
   /** Reads what changed, unless the last read is younger than `maxAgeMs` (or one is under way). */
@@ -35,6 +46,7 @@ export class RunFeed {
     this.#pending ??= (async () => {
       const id = this.rec.id;
       this.rec = (await this.#store.getRun(id)) ?? this.rec;
+      this.state = await stateOf(this.#store, this.rec);
       const last = this.events.at(-1)?.seq ?? 0;
       for (const e of await this.#store.stepEvents(id, last)) this.events.push(e);
       this.progress = await this.#store.progress(id);

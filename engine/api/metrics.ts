@@ -7,7 +7,7 @@
  * @module
  */
 import type { Report } from "../schedule/report.ts";
-import { runState } from "../live/runs.ts";
+import { stateOf } from "../live/runs.ts";
 import { STATES } from "../schedule/scheduler.ts";
 import type { RunRecord, RunState, Store } from "../store/types.ts";
 import { gaugeLines, type ServiceLevelReport, slMetricLines } from "../service_level/mod.ts";
@@ -41,7 +41,7 @@ export async function collect(
   const counts: Record<RunState, number> = { ...stored, interrupted: 0 };
   const running = await store.listRuns(undefined, "running");
   for (const r of running) {
-    if (runState(r, now) === "interrupted") {
+    if (await stateOf(store, r, now) === "interrupted") {
       counts.running--;
       counts.interrupted++;
     }
@@ -51,7 +51,7 @@ export async function collect(
   const records = [...recent, ...running.filter((r) => !seen.has(r.id))];
   const runs: MetricsRun[] = [];
   for (const record of records) {
-    const state = runState(record, now);
+    const state = await stateOf(store, record, now);
     runs.push({
       record,
       state,

@@ -16,7 +16,7 @@ import { historyEstimates } from "../plan/history.ts";
 import type { Runbook, Strategy } from "../runbook/model.ts";
 import { type Prediction, predictRest, type StepStanding } from "../simulate/predict.ts";
 import { missedObjectives, type Report } from "../schedule/report.ts";
-import { runState, runSummary, storedRunbook } from "../live/runs.ts";
+import { runSummary, stateOf, storedRunbook } from "../live/runs.ts";
 import { runServices } from "../live/services.ts";
 import type { RunRecord, Store } from "../store/types.ts";
 import type { RunDetail } from "./schemas.ts";
@@ -110,7 +110,10 @@ export class RunsView {
     return (await this.#cached(this.#lists, limit, async () => {
       const runs = await this.store.listRuns(limit);
       const now = this.#now();
-      return { snapshot: snap(JSON.stringify(runs.map((r) => runSummary(r, now)))), key: "" };
+      const rows = await Promise.all(
+        runs.map(async (r) => runSummary(r, now, await stateOf(this.store, r, now))),
+      );
+      return { snapshot: snap(JSON.stringify(rows)), key: "" };
     }))!;
   }
 
@@ -150,7 +153,7 @@ export class RunsView {
     const rec = await this.store.getRun(id);
     if (!rec) return { snapshot: undefined, key: "" };
     const now = this.#now();
-    const state = runState(rec, now);
+    const state = await stateOf(this.store, rec, now);
     const ended = rec.state !== "running";
     const elapsed = ((ended ? rec.endedAt ?? now : now) - rec.startedAt) / 1000;
     const predicted = ended ? undefined : await this.#predict(rec, elapsed, now);

@@ -10,7 +10,7 @@ import { UsageError } from "../runbook/errors.ts";
 import { readRunbook } from "../runbook/load.ts";
 import type { Strategy } from "../runbook/model.ts";
 import { didYouMean } from "../runbook/suggest.ts";
-import { findRun, runbookOf, runState } from "../live/runs.ts";
+import { findRun, runbookOf, stateOf } from "../live/runs.ts";
 import type { Invocation } from "./args.ts";
 import type { CliContext } from "./cli.ts";
 import { liveRun } from "./live.ts";
@@ -46,7 +46,7 @@ export async function resumeCommand(inv: Invocation, ctx: CliContext): Promise<n
   const from = values.from;
   return await withStore(ctx, values.store, async (store, logs) => {
     const run = await findRun(store, positionals[0]!);
-    const state = runState(run);
+    const state = await stateOf(store, run);
     if (state === "running") {
       throw new UsageError(`run ${run.id} is still running (engine pid ${run.pid} on ${run.host})`);
     }

@@ -12,8 +12,8 @@ import {
   requestApproval,
   requestCancel,
   requestDone,
-  runState,
   runSummary,
+  stateOf,
   storedRunbook,
   waitLines,
 } from "../live/runs.ts";
@@ -74,7 +74,9 @@ async function status(
 ): Promise<number> {
   if (id === undefined) {
     const runs = await store.listRuns(50);
-    const rows = runs.map((r) => runSummary(r));
+    const rows = await Promise.all(
+      runs.map(async (r) => runSummary(r, Date.now(), await stateOf(store, r))),
+    );
     if (json) {
       ctx.stdout(JSON.stringify(rows) + "\n");
       return 0;
@@ -113,13 +115,13 @@ async function status(
         run: run.id,
         runbook: run.runbook,
         mode: run.mode,
-        state: runState(run),
+        state: await stateOf(store, run),
         services,
       }) + "\n",
     );
     return 0;
   }
-  ctx.stdout(`run ${run.id} of ${run.runbook}: ${runState(run)}\n`);
+  ctx.stdout(`run ${run.id} of ${run.runbook}: ${await stateOf(store, run)}\n`);
   if (report) ctx.stdout(renderReport(report) + "\n");
   for (const line of await waitLines(store, run)) ctx.stdout(line + "\n");
   ctx.stdout(renderServices(services));
@@ -151,7 +153,10 @@ async function markDone(
   ctx.stdout(
     how === "queued"
       ? `marked ${step} done in run ${run.id}; its dependents may start\n`
-      : `marked ${step} done in run ${run.id} (${runState(run)}); thaw resume ${run.id} ` +
+      : `marked ${step} done in run ${run.id} (${await stateOf(
+        store,
+        run,
+      )}); thaw resume ${run.id} ` +
         "carries on after it\n",
   );
   return 0;
@@ -160,7 +165,7 @@ async function markDone(
 /** `thaw cancel RUN_ID`: through the store; the engine stops its steps within a moment. */
 async function cancel(ctx: RunsContext, store: Store, id: string): Promise<number> {
   const run = await findRun(store, id);
-  const interrupted = runState(run) === "interrupted";
+  const interrupted = await stateOf(store, run) === "interrupted";
   const state = await requestCancel(store, run, 30000);
   if (interrupted) {
     ctx.stdout(`run ${run.id} was interrupted; marked cancelled\n`);

@@ -15,7 +15,7 @@ import { RunHosts } from "./run_hosts.ts";
 import { parseRunbook, readRunbook } from "../runbook/load.ts";
 import type { Runbook } from "../runbook/model.ts";
 import type { Report } from "../schedule/report.ts";
-import type { RunRecord, RunState, Store } from "../store/types.ts";
+import type { Leases, LeaseState, RunRecord, RunState, Store } from "../store/types.ts";
 import { didYouMean } from "../runbook/suggest.ts";
 import { DONE_BY_HAND, waitsForPerson } from "../schedule/waits.ts";
 import { processAlive } from "../../steps/process/process.ts";
@@ -50,16 +50,38 @@ export class SteerError extends UsageError {
 }
 
 /**
- * The state of a run, telling an interrupted run (its engine is gone) from a running one: on the
- * engine's host its process tells, elsewhere its heartbeat does.
+ * The state of a run, telling an interrupted run (its engine is gone) from a running one. With the
+ * run's `lease` (as read from the store), an expired lease means interrupted (its engine died or
+ * froze: `thaw resume` or a standby may take it over, and fencing stops the old engine's writes),
+ * and so does a holder on this machine whose process is gone. Without a lease (engines that hold
+ * none): on the engine's host its process tells, elsewhere its heartbeat does.
  */
-export function runState(run: RunRecord, now = Date.now()): RunState {
+export function runState(
+  run: RunRecord,
+  now = Date.now(),
+  lease?: LeaseState | undefined,
+): RunState {
   if (run.state !== "running") return run.state;
+  if (lease) {
+    if (lease.now >= lease.expiresAt) return "interrupted";
+    const m = /^(.*):(\d+)$/.exec(lease.holder);
+    return m && m[1] === hostname() && !processAlive(Number(m[2])) ? "interrupted" : "running";
+  }
   const stale = now - run.heartbeatAt;
   if (run.host === hostname()) {
     return processAlive(run.pid) && stale < STALE_MS ? "running" : "interrupted";
   }
   return stale > STALE_MS ? "interrupted" : "running";
+}
+
+/** {@link runState} with the run's lease read from `store`, when it keeps leases. */
+export async function stateOf(store: Store, run: RunRecord, now = Date.now()): Promise<RunState> {
+  if (run.state !== "running") return run.state;
+  const leases = store as Partial<Leases>;
+  const lease = typeof leases.lease === "function"
+    ? await leases.lease(run.id).catch(() => undefined)
+    : undefined;
+  return runState(run, now, lease);
 }
 
 /** A run as `thaw status --json` and `GET /runs` list it. */
@@ -77,13 +99,13 @@ export interface RunSummary {
   readonly ended: string | null;
 }
 
-/** The summary of `run` as listed. */
-export function runSummary(run: RunRecord, now = Date.now()): RunSummary {
+/** The summary of `run` as listed (`state`: as {@link stateOf} gave it; else without its lease). */
+export function runSummary(run: RunRecord, now = Date.now(), state?: RunState): RunSummary {
   return {
     run: run.id,
     runbook: run.runbook,
     mode: run.mode,
-    state: runState(run, now),
+    state: state ?? runState(run, now),
     drill: run.drill,
     outcome: run.outcome,
     started: new Date(run.startedAt).toISOString(),
@@ -137,7 +159,7 @@ async function hasApprovalGate(run: RunRecord, step: string): Promise<boolean | 
  */
 export async function requestApproval(store: Store, run: RunRecord, step: string): Promise<void> {
   checkStep(run, step);
-  const state = runState(run);
+  const state = await stateOf(store, run);
   if (state !== "running") {
     throw new SteerError(
       409,
@@ -188,7 +210,7 @@ export async function requestDone(
   step: string,
 ): Promise<"queued" | "recorded"> {
   checkStep(run, step);
-  const state = runState(run);
+  const state = await stateOf(store, run);
   const now = await stepNow(store, run, step);
   if (state === "running") {
     if (!waitsForPerson(now.state, now.detail)) {
@@ -226,7 +248,7 @@ export async function requestDone(
  */
 export async function waitLines(store: Store, run: RunRecord): Promise<string[]> {
   const steps = await store.steps(run.id);
-  const state = runState(run);
+  const state = await stateOf(store, run);
   const lines: string[] = [];
   for (const s of steps) {
     if (state === "running" && waitsForPerson(s.state, s.detail)) {
@@ -257,7 +279,7 @@ export async function requestCancel(
   run: RunRecord,
   waitMs: number,
 ): Promise<RunState> {
-  const state = runState(run);
+  const state = await stateOf(store, run);
   if (state === "interrupted") {
     const done = new Set(
       (await store.steps(run.id)).filter((s) => s.state === "done").map((s) => s.step),
