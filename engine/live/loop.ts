@@ -17,6 +17,7 @@ import { skipDetail } from "./live_run.ts";
 import type { LiveRun } from "./live_run.ts";
 import type { Report } from "../schedule/report.ts";
 import type { Decision } from "../schedule/scheduler.ts";
+import type { ProcessRecord } from "../store/types.ts";
 import { approvalDetail, DONE_BY_HAND, interruptedDetail } from "../schedule/waits.ts";
 import { missingFetches, stopProcesses } from "./state.ts";
 import { PROCESS_RECORD_MS } from "./procs.ts";
@@ -85,8 +86,12 @@ async function endRun(
   await book.sl?.finish(book, s.options.signal);
   if (s.runbook.drill) {
     await Promise.all(loop.services.map((svc) => svc.stop()));
-    // Services a killed engine of this run had started, found again on resume.
-    await stopProcesses(s.store, s.run, 5000, undefined, (h) => s.hosts.of(h));
+    // Services a killed engine of this run had started, found again on resume; not those of an
+    // engine on another machine (a standby took the run over): their numbers mean other
+    // processes here.
+    const away = loop.away;
+    const keep = (p: ProcessRecord) => away.get(p.step) === p.pid;
+    await stopProcesses(s.store, s.run, 5000, undefined, (h) => s.hosts.of(h), keep);
   }
   const { report, measured } = await book.close();
   return { report, live: s.live, measured };
@@ -96,6 +101,8 @@ async function endRun(
 class Loop {
   /** Services of done steps (a drill stops them at the end). */
   readonly services: Service[] = [];
+  /** On resume: local processes recorded by an engine on another machine, by step (their pid). */
+  #away = new Map<string, number>();
   readonly #s: LiveState;
   readonly #book: Bookkeeping;
   readonly #exec: Executor;
@@ -119,6 +126,11 @@ class Loop {
     this.#lastSample = s.clock.now();
   }
 
+  /** What {@link awaySteps} found at the start, as step → pid (another machine's processes). */
+  get away(): ReadonlyMap<string, number> {
+    return this.#away;
+  }
+
   /** Turns until every step has ended, starting with `first`, the scheduler's first decisions. */
   async run(first: readonly Decision[]): Promise<void> {
     const { options, scheduler, store, run, graph } = this.#s;
@@ -128,6 +140,11 @@ class Loop {
     // Services a killed engine of this run started are watched too (`thaw resume`).
     // (Not those another machine's engine started there: a standby cannot see them.)
     const away = options.resume ? await awaySteps(store, options.resume) : new Set<string>();
+    if (away.size) {
+      for (const p of await store.processes(run)) {
+        if (away.has(p.step)) this.#away.set(p.step, p.pid);
+      }
+    }
     const isDone = (id: string) =>
       !away.has(id) && scheduler.state(graph.ids.indexOf(id)) === "done";
     const lost = (id: string, reason: string) =>

@@ -11,7 +11,7 @@ import type { Runbook } from "../runbook/model.ts";
 import type { Recorder } from "../schedule/recorder.ts";
 import { Resolver } from "../runbook/resolve.ts";
 import type { Scheduler } from "../schedule/scheduler.ts";
-import type { FetchProgress, Store } from "../store/types.ts";
+import type { FetchProgress, ProcessRecord, Store } from "../store/types.ts";
 import type { LiveRun } from "./live_run.ts";
 import { removeQuietly } from "../../steps/fetch/atomic.ts";
 import { killGroup } from "../../steps/process/process.ts";
@@ -91,8 +91,8 @@ export function missingFetches(graph: Graph, scheduler: Scheduler, i: number): s
 
 /**
  * Stops the process groups the store records for run `run` (all but those of the steps `keep`
- * says to leave running) and forgets them; a group on a host through `targetOf(host)` (one with
- * no target is left recorded).
+ * says to leave running, and the records `keepProcess` names) and forgets them; a group on a host
+ * through `targetOf(host)` (one with no target is left recorded).
  */
 export async function stopProcesses(
   store: Store,
@@ -100,9 +100,10 @@ export async function stopProcesses(
   graceMs: number,
   keep: (step: string) => boolean = () => false,
   targetOf?: (host: string) => Target | undefined,
+  keepProcess: (p: ProcessRecord) => boolean = () => false,
 ): Promise<void> {
   for (const p of await store.processes(run)) {
-    if (keep(p.step)) continue;
+    if (keep(p.step) || keepProcess(p)) continue;
     if (p.host === undefined) await killGroup(p.pgid, graceMs).catch(() => {});
     else {
       // On its host (`on:`), never here: the same number is another process on this machine.
