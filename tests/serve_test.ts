@@ -210,3 +210,31 @@ Deno.test("thaw run --listen serves from the engine, and a cancel with the token
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("thaw drill --listen lets a watcher of the run's events see its end, before it stops serving", async () => {
+  const dir = await Deno.makeTempDir();
+  let drill: ReturnType<typeof thaw> | undefined;
+  try {
+    await Deno.writeTextFile(
+      join(dir, "rb.yaml"),
+      "runbook: 1\nname: watched\nsteps:\n  - { id: a, run: 'sleep 1', estimate: 1s }\n",
+    );
+    drill = thaw(["drill", "rb.yaml", "--store", "state.db", "--listen", "127.0.0.1:0"], dir);
+    const url = (await drill.stderr.match(/status API on (http:\/\/127\.0\.0\.1:\d+)/))[1]!;
+    const id = await until("the run", async () => (await getJson(`${url}/runs`)).body[0]?.run);
+    // As the run's page does: follow its events until the stream ends, whichever way.
+    const res = await fetch(`${url}/runs/${id}/events`);
+    const events = await collectEvents(res.body!, (e) => e.event === "end").catch(() => []);
+    const status = await drill.child.status;
+    equal(status.code, 0, drill.stderr.text);
+    equal(events.at(-1)?.event, "end", JSON.stringify(events.map((e) => e.event)));
+    equal(JSON.parse(events.at(-1)!.data).outcome, "met");
+  } finally {
+    try {
+      drill?.child.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await drill?.child.status;
+    await Promise.all([drill?.stdout.done, drill?.stderr.done]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

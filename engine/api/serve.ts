@@ -24,8 +24,12 @@ export interface ApiServer {
   readonly followedRuns: number;
   /** TCP connections open now. */
   readonly connections: number;
-  /** Ends the event streams and stops the server. */
-  close(): Promise<void>;
+  /**
+   * Ends the event streams and stops the server. With `drainMs`, first gives the open streams up
+   * to that long to end on their own: a run's stream ends after its `end` event, once it sees the
+   * run ended in the store (`--listen`: a page watching the run gets its end).
+   */
+  close(options?: { readonly drainMs?: number }): Promise<void>;
 }
 
 /**
@@ -137,7 +141,9 @@ export async function serveApi(
     get connections() {
       return server.connections();
     },
-    async close() {
+    async close(o?: { readonly drainMs?: number }) {
+      const until = Date.now() + (o?.drainMs ?? 0);
+      while (streams.open > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
       stop.abort();
       await server.close();
     },

@@ -62,6 +62,9 @@ export async function serve(ctx: ServeContext, store: Store, flags: ServeFlags):
   return 0;
 }
 
+/** How long `--listen` waits, once the run ended, for its event streams to send their `end`. */
+export const LISTEN_DRAIN_MS = 2000;
+
 /**
  * Runs `body` with the API served beside it when `--listen` is given (on standard error, so that
  * `--json` keeps standard output for reports).
@@ -79,6 +82,7 @@ export async function withListen<T>(
   try {
     return await body(server.url); // the address, for links (notifications give the run's page)
   } finally {
-    await server.close();
+    // The run has ended in the store: its watchers get their `end` event before the server goes.
+    await server.close({ drainMs: LISTEN_DRAIN_MS });
   }
 }
