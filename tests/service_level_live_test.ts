@@ -181,7 +181,7 @@ Deno.test({
       );
       assert.ok(metrics.includes(`thaw_run_sl_objective_met{${id}} 0\n`));
       // Every sample of the window counts, a failed one too (a probe may time out under load).
-      const taken = rows.filter((r) => r.t_s >= from && r.t_s < btn).length;
+      const taken = rows.filter((r) => at(r) >= from && at(r) < btn).length;
       assert.ok(
         metrics.includes(`thaw_run_sl_samples{${id},window="recovery"} ${taken}`),
         metrics,
