@@ -25,7 +25,10 @@ export interface Sink {
   resumed: boolean;
   /** The size of the whole data set when known, for progress. */
   total: number | undefined;
-  /** Appends a chunk that crossed the link; the sink owns it from now on. */
+  /**
+   * Appends a chunk that crossed the link. The sink copies or writes it before the promise
+   * resolves: the caller may then reuse its memory (a source reads into one buffer, over and over).
+   */
   push(chunk: Uint8Array): Promise<void>;
   /** Waits until everything received is written; throws the write error if one happened. */
   drain(): Promise<void>;
@@ -154,15 +157,15 @@ export class TmpFile implements Sink {
   }
 
   /**
-   * Appends a chunk that crossed the link (the caller took it on the link already). The sink owns
-   * the chunk from now on: the caller must not reuse its memory.
+   * Appends a chunk that crossed the link (the caller took it on the link already). The sink keeps
+   * a copy: the caller may reuse the chunk's memory once this resolves.
    */
   async push(chunk: Uint8Array): Promise<void> {
     if (this.#error !== undefined) throw this.#error;
     this.#hash?.update(chunk);
     this.#accepted += chunk.length;
     this.#attempt.call.transferred += chunk.length;
-    this.#staged.push(chunk);
+    this.#staged.push(chunk.slice());
     this.#stagedBytes += chunk.length;
     if (this.#pumping === undefined) this.#pumping = this.#pump();
     else if (this.#stagedBytes >= MAX_STAGED) await this.#writing;

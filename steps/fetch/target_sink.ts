@@ -11,8 +11,8 @@
  * - Hashes the bytes as they stream when it saw them all (a fresh start, or a retry of this same
  *   call); after bytes it did not see (a resumed run), the digest is computed on the target
  *   (`sha256sum` on a host) once the data is complete.
- * - One write is on its way to the target while the next chunk is received (the target's writer
- *   applies back-pressure).
+ * - The target's writer takes each chunk before the next is read (an ssh host's gathers them
+ *   into large writes, one on its way while the next is gathered, and applies back-pressure).
  * - At the end: flushed to the target's disk (once), then its size checked on the target against
  *   the bytes written (a byte lost on the way, or another writer, fails the attempt).
  *
@@ -33,7 +33,6 @@ export class TargetTmpFile implements Sink {
   #hash: Hash | undefined;
   #written = 0;
   #accepted = 0;
-  #writing: Promise<void> | undefined;
   #error: unknown;
   #closed = false;
   /** Whether the data continues bytes of an earlier attempt or run. */
@@ -88,29 +87,30 @@ export class TargetTmpFile implements Sink {
   }
 
   /**
-   * Appends a chunk that crossed the link. Waits for the write before, then sends this one on its
-   * way: the next chunk is received while it travels. The sink owns the chunk from now on.
+   * Appends a chunk that crossed the link. The target's writer takes it (copies it into its
+   * buffer, or writes it) before this resolves, so the caller may reuse the chunk's memory; the
+   * writer keeps a write on its way to the target while the next chunks are received.
    */
   async push(chunk: Uint8Array): Promise<void> {
     if (this.#error !== undefined) throw this.#error;
     this.#hash?.update(chunk);
     this.#accepted += chunk.length;
     this.#attempt.call.transferred += chunk.length;
-    await this.#writing;
-    if (this.#error !== undefined) throw this.#error;
-    this.#writing = this.#writer.write(chunk).then(
-      () => void (this.#written += chunk.length),
-      (error) => void (this.#error ??= error),
-    );
+    try {
+      await this.#writer.write(chunk);
+    } catch (error) {
+      this.#error ??= error;
+      throw error;
+    }
+    this.#written += chunk.length;
     this.#attempt.ctx.progress(this.#written, this.total);
   }
 
   /** Waits until everything received is written; throws the write error if one happened. */
-  async drain(): Promise<void> {
-    await this.#writing;
-    this.#writing = undefined;
-    if (this.#error !== undefined) throw this.#error;
+  drain(): Promise<void> {
+    if (this.#error !== undefined) return Promise.reject(this.#error);
     this.#attempt.ctx.progress(this.#written, this.total);
+    return Promise.resolve();
   }
 
   /** Empties the file to start over from byte 0. */

@@ -1,8 +1,10 @@
 /**
  * Files on a host over the shared ssh connection: what is at a path, and a file written by a
- * stream of bytes (`cat` on the host, fed through the connection with back-pressure: a write
- * resolves once the pipe to ssh took the bytes, so a fast source waits for the link). When its
- * input ends (close, sync, or the engine gone), the writer flushes the file to the host's disk.
+ * stream of bytes (`cat` on the host, fed through the connection in 1 MiB writes from two
+ * buffers, with back-pressure: a write waits while one buffer is full and the other still in the
+ * pipe to ssh, so a fast source waits for the link). ssh's mux client hands its pipes to the
+ * master, which reads them itself: the bytes cross no extra process. When its input ends (close,
+ * sync, or the engine gone), the writer flushes the file to the host's disk.
  *
  * A writer holds an exclusive `flock` on its file on the host for as long as it writes: after a
  * `kill -9` of thaw, the `cat` of the dead engine may still be emptying its buffers into the
@@ -141,7 +143,9 @@ class RemoteStream {
   readonly #stderr: Promise<string>;
   readonly #path: string;
   readonly #host: string;
-  #stage = new Uint8Array(GATHER);
+  #stage: Uint8Array = new Uint8Array(GATHER);
+  /** The other buffer: in the pipe's hands while a write is in flight. */
+  #spare: Uint8Array | undefined;
   #staged = 0;
   #inFlight: Promise<void> = Promise.resolve();
 
@@ -183,20 +187,21 @@ class RemoteStream {
   }
 
   /**
-   * Writes `chunk`. Chunks are gathered into larger writes to the pipe (a write per network chunk
-   * costs more than copying it), and one write is on its way to ssh while the next is gathered,
-   * so the source and ssh both keep moving; at most two such writes are held in memory. Resolves
-   * once the chunk is taken: back-pressure comes from waiting for the write before.
+   * Writes `chunk`: copies it into the buffer being gathered (a write per network chunk costs
+   * more than copying it). A full buffer goes to the pipe that feeds ssh while the next one is
+   * gathered, so the source and ssh both keep moving; two buffers, reused, never more. Resolves
+   * once the chunk is copied: the caller may reuse its memory. Back-pressure comes from waiting
+   * for the write before.
    */
   async write(chunk: Uint8Array): Promise<void> {
-    if (this.#staged + chunk.length > GATHER) await this.flush(false);
-    if (chunk.length >= GATHER) {
-      await this.#inFlight;
-      this.#inFlight = this.#start(chunk.slice());
-      return;
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#staged === GATHER) await this.flush(false);
+      const n = Math.min(GATHER - this.#staged, chunk.length - at);
+      this.#stage.set(chunk.subarray(at, at + n), this.#staged);
+      this.#staged += n;
+      at += n;
     }
-    this.#stage.set(chunk, this.#staged);
-    this.#staged += chunk.length;
   }
 
   /** Sends what was gathered; with `wait`, resolves once everything sent is in the pipe. */
@@ -204,7 +209,8 @@ class RemoteStream {
     await this.#inFlight; // one write at a time: its failure is thrown here
     if (this.#staged > 0) {
       const data = this.#stage.subarray(0, this.#staged);
-      this.#stage = new Uint8Array(GATHER); // the pipe holds a view of the old one
+      // The pipe holds a view of this buffer until its write ends: gather into the other one.
+      [this.#stage, this.#spare] = [this.#spare ?? new Uint8Array(GATHER), this.#stage];
       this.#staged = 0;
       this.#inFlight = this.#start(data);
     }

@@ -7,8 +7,10 @@
  * 1. A 1 GiB fetch landing on the host, alternating rounds, 5 each (medians and ranges):
  *    (a) `curl -s URL | ssh HOST 'cat > F'` (a connection of its own): the issue's yardstick; it
  *        leaves the data in the host's page cache, unflushed, under its final name at once.
- *    (s) `curl -s URL | ssh HOST 'cat > T && sync T && mv -T T F && sync DIR'`: the same work as
- *        thaw's landing: a temporary name, flushed to disk, renamed, the directory flushed.
+ *    (s) `curl -s URL | ssh HOST '… cat >&9 && sync T && [ size ] && mv -T T F && sync DIR'`: the
+ *        same work as thaw's landing, in one shell on the host: no directory at F, the temporary
+ *        name locked (`flock`) and emptied, filled, flushed to disk, its size checked, renamed,
+ *        the directory flushed.
  *    (b) thaw: `fetchKind.execute()` with a fresh `SshTarget` (its own shared connection, logged
  *        in each round like ssh in (a)), reading with Deno's fetch() as the engine's http source
  *        does, no sha256: checks of `to` (no directory thaw did not write), the temporary name
@@ -62,7 +64,8 @@ function clientCpuMs(): number {
 
 /**
  * `curl | ssh HOST REMOTE` (a connection of its own); milliseconds. `mode`: `plain` is
- * `cat > F`; `durable` lands as thaw does (temporary name, sync, rename, sync of the directory);
+ * `cat > F`; `durable` lands as thaw does (no directory at F, temporary name under `flock`,
+ * emptied, sync, size checked, rename, sync of the directory);
  * `hash` is `durable` with `sha256sum` on the host before the rename, checked against `hash`.
  */
 async function pipeline(
@@ -73,10 +76,13 @@ async function pipeline(
   mode: "plain" | "durable" | { hash: string },
 ) {
   const [f, t, d] = [to, `${to}.part`, dirname(to)];
+  // `durable` does on the host what thaw's landing does there, in one shell: no directory at F,
+  // T locked and emptied, filled, flushed, its size checked, (hashed,) renamed, D flushed.
   const remote = mode === "plain"
     ? `cat > ${f}`
-    : `cat > ${t} && sync ${t} && ${mode === "durable" ? "" : `sha256sum ${t} && `}` +
-      `mv -T ${t} ${f} && sync ${d}`;
+    : `[ ! -d ${f} ] && exec 9>>${t} && flock 9 && truncate -s 0 ${t} && cat >&9 && ` +
+      `sync ${t} && [ "$(stat -c %s ${t})" = ${size} ] && ` +
+      `${mode === "durable" ? "" : `sha256sum ${t} && `}mv -T ${t} ${f} && sync ${d}`;
   const start = performance.now();
   const out = await new Deno.Command("sh", {
     args: ["-c", 'curl -s "$1" | ssh -F "$2" "$3" "$4"', "sh", url, cfg, host, remote],
@@ -183,7 +189,7 @@ try {
       `CPU seconds a GiB (median):`,
   );
   line("(a) curl | ssh 'cat > f'", "a");
-  line("(s) curl | ssh 'cat > t && sync t && mv -T t f && sync d'", "s");
+  line("(s) curl | ssh 'lock, cat, sync, size, mv -T t f, sync d'", "s");
   line("(b) thaw fetch step on the host, vs (s)", "b", s);
   line("    the same, vs (a)", "b", a);
   line("(d) (s) with sha256sum t on the host", "d");

@@ -54,31 +54,50 @@ function statusLine(response: Response): string {
 }
 
 /**
- * Streams the body into the sink: each chunk is taken on the link, then the next read starts
- * while this chunk is hashed and handed to the disk.
+ * Bytes one read of the body may fill: the reads land in one buffer, reused. A read gives what
+ * the connection holds (about 100 KiB at a time on a fast one), taken on the link at once: the
+ * size bounds how far one read may run ahead of a fetch's share of the link.
+ */
+const READ_SIZE = 256 << 10;
+
+/**
+ * A reader of the body: BYOB where the stream allows it (Deno's fetch bodies do), so every read
+ * lands in the same buffer instead of a fresh one per chunk (the allocations cost more CPU than
+ * the bytes themselves); the default reader otherwise.
+ */
+function readerOf(body: ReadableStream<Uint8Array>): ReadableStreamReader<Uint8Array> {
+  try {
+    return body.getReader({ mode: "byob" });
+  } catch {
+    return body.getReader();
+  }
+}
+
+/**
+ * Streams the body into the sink: each read is taken on the link, then handed to the sink, which
+ * copies it or writes it before the next read reuses the buffer.
  */
 async function pump(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  reader: ReadableStreamReader<Uint8Array>,
   sink: Sink,
   attempt: Attempt,
 ): Promise<void> {
-  const read = () => {
-    const next = reader.read();
-    next.catch(() => {}); // handled where awaited; this one may be left behind by an abort
-    return next;
-  };
-  let next = read();
+  let buffer: Uint8Array | undefined = reader instanceof ReadableStreamBYOBReader
+    ? new Uint8Array(READ_SIZE)
+    : undefined;
   for (;;) {
     let result: ReadableStreamReadResult<Uint8Array>;
     try {
-      result = await next;
+      result = buffer === undefined
+        ? await (reader as ReadableStreamDefaultReader<Uint8Array>).read()
+        : await (reader as ReadableStreamBYOBReader).read(buffer);
     } catch (error) {
       throw attempt.signal.aborted ? error : new Dropped(describeError(error));
     }
     if (result.done) return;
     const chunk = result.value;
+    if (buffer !== undefined) buffer = new Uint8Array(chunk.buffer); // the read moved it
     await attempt.take(chunk.length);
-    next = read();
     await sink.push(chunk);
   }
 }
@@ -150,7 +169,7 @@ export async function fetchHttp(url: string, attempt: Attempt): Promise<Outcome>
       if (response.body === null) {
         throw new SourceFailure(`${statusLine(response)} without a body`, true);
       }
-      const reader = response.body.getReader();
+      const reader = readerOf(response.body);
       let why: string;
       try {
         await pump(reader, sink, attempt);

@@ -12,7 +12,10 @@ import { openSink } from "../sink.ts";
 
 /** What {@linkcode StreamedSource.open} gives. */
 export interface Opened {
-  /** The bytes, from `offset`. */
+  /**
+   * The bytes, from `offset`. A chunk may reuse the memory of the one before: each is copied or
+   * written before the next is asked for.
+   */
   readonly body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
   /** Where the bytes start: the offset asked for, or 0 when the source can only start over. */
   readonly offset?: number;
