@@ -2,7 +2,7 @@
 // own session and group, report exit codes and signals, and hand over their output.
 import assert from "node:assert/strict";
 import { nativeSpawner } from "../steps/process/spawn_native.ts";
-import { spawnGroup } from "../steps/process/process.ts";
+import { spawnGroup, spawnGroupAsync } from "../steps/process/process.ts";
 
 const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
 const native = nativeSpawner();
@@ -119,7 +119,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "spawnGroup() throws NotFound for a missing shell, when run directly, as a step or logged",
+  name:
+    "spawnGroup[Async]() throws NotFound for a missing shell, run directly, as a step or logged",
   fn: async () => {
     const env = { PATH };
     const step = { PATH, THAW_RUN_ID: "01TESTSPAWNNATIVE00000000", THAW_STEP: "s" };
@@ -131,9 +132,39 @@ Deno.test({
           Deno.errors.NotFound,
           JSON.stringify(options),
         );
+        await assert.rejects(
+          () => spawnGroupAsync("no-such-shell-thaw", "true", { cwd: "/", ...options }),
+          Deno.errors.NotFound,
+          `async ${JSON.stringify(options)}`,
+        );
       }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "nativeSpawner().spawnAsync() gives exit code and output, when many run at once",
+  ignore,
+  fn: async () => {
+    const runs = Array.from({ length: 8 }, async (_, i) => {
+      const out = collect();
+      const child = await native!.spawnAsync(["sh", "-c", `sleep 0.2; echo ${i}; exit ${i}`], {
+        cwd: "/",
+        env: { PATH },
+        stdout: out.sink,
+      });
+      assert.deepEqual(ids(child.pid), { pgrp: child.pid, session: child.pid });
+      assert.equal((await child.status).code, i);
+      await child.drained;
+      await child.closeOutput();
+      assert.equal(out.text(), `${i}\n`);
+    });
+    await Promise.all(runs);
+    await assert.rejects(
+      () => native!.spawnAsync(["sh", "-c", "true"], { cwd: "/no/such/dir", env: { PATH } }),
+      Deno.errors.NotFound,
+    );
   },
 });

@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import { cgroupsAvailable, withinCgroup } from "../steps/process/cgroup.ts";
 import { existsNative } from "../steps/process/exists_native.ts";
 import { nativeSpawner } from "../steps/process/spawn_native.ts";
-import { groupAlive, killGroup, processAlive, spawnGroup } from "../steps/process/process.ts";
+import {
+  groupAlive,
+  killGroup,
+  processAlive,
+  spawnGroup,
+  spawnGroupAsync,
+} from "../steps/process/process.ts";
+import { placedArgv } from "../steps/process/self_place.ts";
+import { lookupUser } from "../steps/process/user.ts";
 
 const PATH = Deno.env.get("PATH") ?? "/usr/bin:/bin";
 const STEP_ENV = { PATH, THAW_RUN_ID: "01TESTSTEPCGROUP000000000", THAW_STEP: "s" };
@@ -21,15 +29,26 @@ function cgroupOf(pid: number | "self"): string {
   return line?.slice(3) ?? "";
 }
 
-/** Runs `command` as a step's group; its stdout as text once it exited. */
-async function step(command: string): Promise<{ pgid: number; out: string }> {
+/** Whether `path` exists. */
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/**
+ * Runs `command` as a step's group (`spawnGroupAsync` when `async`: posix_spawn on a worker
+ * thread); its stdout as text once it exited.
+ */
+async function step(command: string, async = false): Promise<{ pgid: number; out: string }> {
   let out = "";
   const decoder = new TextDecoder();
-  const g = spawnGroup("sh", command, {
+  const options = {
     cwd: "/",
     env: STEP_ENV,
-    stdout: (c) => out += decoder.decode(c, { stream: true }),
-  });
+    stdout: (c: Uint8Array) => out += decoder.decode(c, { stream: true }),
+  };
+  const g = async
+    ? await spawnGroupAsync("sh", command, options)
+    : spawnGroup("sh", command, options);
   await g.status;
   await g.drained;
   await g.closeOutput();
@@ -133,5 +152,108 @@ Deno.test({
     // From now on the engine moves: no fd is offered.
     withinCgroup((fd) => (given.push(fd), { status: Promise.resolve() }));
     assert.equal(given[2], undefined);
+  },
+});
+
+Deno.test({
+  name: "spawnGroupAsync() places each step in its cgroup without moving the engine, when run",
+  ignore: !cgroupsAvailable(),
+  fn: async () => {
+    const home = cgroupOf("self");
+    // Two at a time, as the engine does at parallelism 2: each in a cgroup of its own.
+    for (let i = 0; i < 10; i++) {
+      const [a, b] = await Promise.all([
+        step('cat /proc/self/cgroup; echo "status $?"', true),
+        step("cat /proc/self/cgroup", true),
+      ]);
+      const paths = [a, b].map(({ out }) => out.match(/^0::(.*)$/m)?.[1] ?? "");
+      for (const path of paths) assert.match(path, new RegExp(`/thaw-${Deno.pid}-\\d+$`));
+      assert.notEqual(paths[0], paths[1], "two steps running at once shared a cgroup");
+      // The write that placed it is silent and leaves the status of a command that ran nothing.
+      assert.match(a.out, /^status 0$/m);
+      assert.equal(cgroupOf("self"), home);
+    }
+  },
+});
+
+Deno.test({
+  name: "a step's command still runs, silently, when it cannot place itself in its cgroup",
+  fn: async () => {
+    let out = "", err = "";
+    const decoder = new TextDecoder();
+    const argv = placedArgv(["sh", "-c", 'echo "ran $?"; exit 4'], "/nonexistent/cgroup.procs");
+    const g = spawnGroup(argv[0]!, argv[2]!, {
+      cwd: "/",
+      env: { PATH },
+      stdout: (c) => out += decoder.decode(c),
+      stderr: (c) => err += decoder.decode(c),
+    });
+    assert.equal((await g.status).code, 4);
+    await g.drained;
+    await g.closeOutput();
+    assert.equal(out, "ran 0\n");
+    assert.equal(err, "");
+  },
+});
+
+Deno.test({
+  name: "killGroup() stops a step's setsid escapee, when stopped before the step placed itself",
+  ignore: !cgroupsAvailable(),
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "thaw-place-" });
+    let escaped = 0;
+    try {
+      // Stands for a step stopped in the moment before its first command: it is not in its cgroup
+      // yet when killGroup() starts (it ignores SIGTERM by then, as a step could a moment after),
+      // gets there later, and then leaves its group with setsid.
+      const g = withinCgroup((_fd, procs) => {
+        assert.ok(procs, "no cgroup.procs given to a child that places itself");
+        const command = `trap '' TERM; : > trapped; sleep 1; echo $$ >|'${procs}'; ` +
+          `setsid sh -c 'trap "" TERM; echo $$ > escaped.pid; exec sleep 100' & sleep 100`;
+        return spawnGroup("sh", command, { cwd: dir, env: { PATH } });
+      }, true);
+      for (let i = 0; i < 100 && !(await exists(`${dir}/trapped`)); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.doesNotMatch(cgroupOf(g.pid), /\/thaw-\d+-\d+$/, "in its cgroup already");
+      const killing = killGroup(g.pgid, 3000);
+      for (let i = 0; i < 150 && !escaped; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        escaped = Number(await Deno.readTextFile(`${dir}/escaped.pid`).catch(() => "0"));
+      }
+      assert.ok(escaped > 1, "the escapee did not start");
+      await killing;
+      await g.status;
+      for (let i = 0; i < 100 && processAlive(escaped); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(!processAlive(escaped), `the escapee ${escaped} outlived its stopped step`);
+    } finally {
+      if (escaped > 1 && processAlive(escaped)) Deno.kill(escaped, "SIGKILL");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "spawnGroupAsync() puts a user: step in its cgroup too, when it drops to another user",
+  // The step's shell runs as the user, who could not write the engine's cgroup files: the engine
+  // places it (cgroup.ts, the third way).
+  ignore: !cgroupsAvailable() || Deno.uid() !== 0 || lookupUser("nobody") === undefined,
+  fn: async () => {
+    let out = "";
+    const decoder = new TextDecoder();
+    const g = await spawnGroupAsync("sh", "id -un; cat /proc/self/cgroup", {
+      cwd: "/",
+      env: STEP_ENV,
+      user: "nobody",
+      stdout: (c) => out += decoder.decode(c, { stream: true }),
+    });
+    assert.equal((await g.status).code, 0);
+    await g.drained;
+    await g.closeOutput();
+    assert.match(out, /^nobody$/m);
+    assert.match(out, new RegExp(`^0::/.*thaw-${Deno.pid}-\\d+$`, "m"));
+    assert.equal(cgroupOf("self").includes("thaw-"), false, "the engine stayed in a step cgroup");
   },
 });

@@ -30,8 +30,15 @@ interface EnvUse {
 
 /** Every `${{ env.NAME }}` of `runbook`, where it stands. */
 function envUses(runbook: Runbook): EnvUse[] {
-  const parsed = parseSource(runbook.file, runbook.text);
-  const doc = parsed.ok ? parsed.value as { steps?: { fetch?: { from?: unknown } }[] } : {};
+  // The source is parsed again only to tell `from: [a, b]` from `from: a` (a big runbook's
+  // second parse is tens of ms before the first step), and only when a location uses env.
+  let doc: { steps?: { fetch?: { from?: unknown } }[] } | undefined;
+  const fromList = (i: number) => {
+    const parsed = doc ? undefined : parseSource(runbook.file, runbook.text);
+    doc ??= parsed?.ok ? parsed.value as typeof doc : {};
+    return Array.isArray(doc?.steps?.[i]?.fetch?.from);
+  };
+  const usesEnv = (t: Template) => t.parts.some((p) => typeof p !== "string" && p.ref.ns === "env");
   const uses: EnvUse[] = [];
   const add = (t: Template | undefined, path: Path, key?: string) => {
     for (const p of t?.parts ?? []) {
@@ -57,10 +64,11 @@ function envUses(runbook: Runbook): EnvUse[] {
       return;
     }
     add(s.to, ["steps", i, "fetch", "to"]);
-    const list = Array.isArray(doc.steps?.[i]?.fetch?.from);
     s.from.forEach((src, j) => {
       if (src.kind === "run") add(src.command, ["steps", i, "fetch", "run"]);
-      else add(src.location, ["steps", i, "fetch", "from", ...(list ? [j] : [])]);
+      else if (usesEnv(src.location)) {
+        add(src.location, ["steps", i, "fetch", "from", ...(fromList(i) ? [j] : [])]);
+      }
     });
   });
   uses.push(...notifyEnvUses(runbook.notify));

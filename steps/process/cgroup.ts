@@ -2,21 +2,27 @@
  * A cgroup per process group, so that stopping a step's command stops everything it started,
  * even a process that left its process group and session with `setsid` (Linux, cgroup v2).
  *
- * - Each group {@linkcode withinCgroup} starts is born in a cgroup of its own
- *   (`thaw-ENGINEPID-N`, under the engine's own cgroup on the cgroup2 mount), so nothing can fork
- *   before it is placed. With glibc 2.39 or later the process is started inside it
- *   (`CLONE_INTO_CGROUP`, see `spawn_native.ts`); elsewhere the engine steps into that cgroup for
- *   the moment of the spawn (children are born where their parent is) and back out: two moves of
- *   every thread of the engine, each a round of interrupts to the other CPUs (the `perf_event`
- *   controller's attach), about 0.03 to 0.1 ms. Cgroups are pooled: an empty one serves the next
- *   group, not a mkdir; the files of each move (`cgroup.procs`), of the emptiness check
- *   (`cgroup.events`) and the directory for `CLONE_INTO_CGROUP` are kept open, so a step costs
- *   one to three system calls here, no path lookups.
+ * - Each group {@linkcode withinCgroup} starts is placed in a cgroup of its own
+ *   (`thaw-ENGINEPID-N`, under the engine's own cgroup on the cgroup2 mount) before anything of the
+ *   step's runs, so nothing can fork outside it. Three ways, the first that applies:
+ *   1. born inside it: glibc 2.39 or later starts the process there (`CLONE_INTO_CGROUP`, see
+ *      `spawn_native.ts`);
+ *   2. it places itself: a step run by `sh`/`bash` as root writes its own pid to the cgroup's
+ *      `cgroup.procs` as its first command (`self_place.ts`; {@linkcode withinCgroupAsync} starts
+ *      such a process with `posix_spawn` on a worker thread, the engine going on meanwhile);
+ *   3. the engine steps into the cgroup for the moment of the spawn (children are born where
+ *      their parent is) and back out (a `user:` step, another shell): two moves of every thread
+ *      of the engine, with the engine's one thread blocked in `posix_spawn` between them.
+ *   Cgroups are pooled: an empty one serves the next group, not a mkdir; the files of each move
+ *   (`cgroup.procs`), of the emptiness check (`cgroup.events`) and the directory for
+ *   `CLONE_INTO_CGROUP` are kept open, so a step costs one to three system calls here, no path
+ *   lookups.
  * - {@linkcode stopCgroupOf} stops the cgroup of a group whose leader still runs (a timeout, a
  *   cancel, a service stopped, a resumed engine cleaning up after a killed one: it finds the
- *   cgroup from the leader's `/proc/PID/cgroup`): SIGTERM to every member, then `cgroup.kill`
- *   after the grace. A command that exited on its own is not followed: what it left with
- *   `setsid` (a daemon) lives on, as documented for run steps.
+ *   cgroup from the leader's `/proc/PID/cgroup`; for a group this engine started, the cgroup it
+ *   gave it, which a child that places itself may not have reached yet): SIGTERM to every member,
+ *   then `cgroup.kill` after the grace. A command that exited on its own is not followed: what
+ *   it left with `setsid` (a daemon) lives on, as documented for run steps.
  * - Needs a writable cgroup2 hierarchy (root, or a delegated subtree) and Linux 5.14 or later
  *   (`cgroup.kill`). Elsewhere, or with `THAW_CGROUPS=off`, it does nothing: stopping a step
  *   stops its process group only, and a process that called `setsid` escapes.
@@ -43,6 +49,8 @@ interface Cgroup {
   events?: Deno.FsFile;
   /** The directory, open for starting a process in it (`CLONE_INTO_CGROUP`); -1 if it failed. */
   dirFd?: number;
+  /** Its `cgroup.events`, opened through FFI where there is the native spawner; -1 if it failed. */
+  eventsFd?: number;
 }
 
 /** Whether processes may be started inside a cgroup; off once that failed where moving worked. */
@@ -54,9 +62,15 @@ const SELF = new TextEncoder().encode("0");
 /** Where `cgroup.events` is read into (it is about 30 bytes). */
 const eventsBuffer = new Uint8Array(256);
 const decoder = new TextDecoder();
+const POPULATED = /^populated 1$/m;
 let place: Place | null | undefined;
 const pool: Cgroup[] = [];
 const byPath = new Map<string, Cgroup>();
+/**
+ * The cgroup given to each child this engine started that has not exited: a child that places
+ * itself may not be there yet when it is stopped, and must be followed there all the same.
+ */
+const assigned = new Map<number, Cgroup>();
 
 /** The cgroup2 mount point, from `/proc/self/mountinfo`. */
 function cgroup2Mount(): string | undefined {
@@ -148,11 +162,19 @@ function populated(path: string): boolean {
 
 /** Whether something runs in pooled `cg`, read from its open `cgroup.events`. */
 function busy(cg: Cgroup): boolean {
+  const spawner = nativeSpawner();
+  if (spawner) {
+    // One pread through FFI: a fresh read of the file, a few microseconds less than Deno's ops.
+    cg.eventsFd ??= spawner.openRead(`${cg.path}/cgroup.events`);
+    const n = cg.eventsFd >= 0 ? spawner.readStart(cg.eventsFd, eventsBuffer) : -1;
+    if (n >= 0) return POPULATED.test(decoder.decode(eventsBuffer.subarray(0, n)));
+    return populated(cg.path);
+  }
   try {
     cg.events ??= Deno.openSync(`${cg.path}/cgroup.events`);
     cg.events.seekSync(0, Deno.SeekMode.Start); // a fresh read of the file
     const n = cg.events.readSync(eventsBuffer) ?? 0;
-    return /^populated 1$/m.test(decoder.decode(eventsBuffer.subarray(0, n)));
+    return POPULATED.test(decoder.decode(eventsBuffer.subarray(0, n)));
   } catch {
     return populated(cg.path);
   }
@@ -181,7 +203,8 @@ function closeFiles(cg: Cgroup): void {
   }
   cg.procs = cg.events = undefined;
   if (cg.dirFd !== undefined && cg.dirFd >= 0) nativeSpawner()?.closeFd(cg.dirFd);
-  cg.dirFd = undefined;
+  if (cg.eventsFd !== undefined && cg.eventsFd >= 0) nativeSpawner()?.closeFd(cg.eventsFd);
+  cg.dirFd = cg.eventsFd = undefined;
 }
 
 /** `cg`'s directory fd for starting a process in it, or undefined where that cannot be done. */
@@ -193,13 +216,18 @@ function intoFd(cg: Cgroup): number | undefined {
 }
 
 /**
- * Runs `spawn` (which must start one process synchronously) so that the child is born in a fresh
- * cgroup: `spawn` is given the cgroup's directory fd where the native spawner can start a process
- * inside it, else it is called with this process inside the cgroup (and nothing). The cgroup is
- * held until the child's `status` settles. Without cgroups, just runs `spawn()`.
+ * Runs `spawn` (which must start one process synchronously) so that the child runs in a fresh
+ * cgroup before it runs anything of the step's: `spawn` is given the cgroup's directory fd where
+ * the native spawner can start a process inside it; else, when `placesItself`, the path of the
+ * cgroup's `cgroup.procs`, which the child must write its pid to before anything else (see
+ * `self_place.ts`); else it is called with this process inside the cgroup (and nothing). The
+ * cgroup is held until the child's `status` settles. Without cgroups, just runs `spawn()`.
  */
-export function withinCgroup<T extends { readonly status: Promise<unknown> }>(
-  spawn: (cgroupFd?: number) => T,
+export function withinCgroup<
+  T extends { readonly status: Promise<unknown>; readonly pid?: number },
+>(
+  spawn: (cgroupFd?: number, procs?: string) => T,
+  placesItself = false,
 ): T {
   const p = placeOf();
   if (!p) return spawn();
@@ -210,6 +238,12 @@ export function withinCgroup<T extends { readonly status: Promise<unknown> }>(
     return spawn(); // the hierarchy changed under us: process groups only
   }
   const fd = intoFd(cg);
+  if (fd === undefined && placesItself) {
+    return held(
+      cg,
+      born(cg, () => spawn(undefined, `${cg.path}/cgroup.procs`)),
+    );
+  }
   if (fd === undefined) return held(cg, moved(p, cg, spawn));
   let child: T;
   try {
@@ -223,10 +257,60 @@ export function withinCgroup<T extends { readonly status: Promise<unknown> }>(
   return held(cg, child);
 }
 
-/** Holds `cg` until `child` exits. */
-function held<T extends { readonly status: Promise<unknown> }>(cg: Cgroup, child: T): T {
-  child.status.finally(() => cg.users--).catch(() => {});
+/**
+ * {@linkcode withinCgroup} for a child that places itself (`self_place.ts`) and is started
+ * asynchronously (`posix_spawn` on a worker thread): `spawn` is given the path of the cgroup's
+ * `cgroup.procs`, which the child must write its pid to before anything else. Without cgroups,
+ * just runs `spawn()`.
+ */
+export async function withinCgroupAsync<
+  T extends { readonly status: Promise<unknown>; readonly pid?: number },
+>(spawn: (procs?: string) => Promise<T>): Promise<T> {
+  const p = placeOf();
+  if (!p) return spawn();
+  let cg: Cgroup;
+  try {
+    cg = take(p);
+  } catch {
+    return spawn(); // the hierarchy changed under us: process groups only
+  }
+  let child: T;
+  try {
+    child = await spawn(`${cg.path}/cgroup.procs`);
+  } catch (e) {
+    cg.users--;
+    throw e;
+  }
+  return held(cg, child);
+}
+
+/** Whether a step's process can be started inside its cgroup (no need to place itself). */
+export function bornInCgroups(): boolean {
+  return intoCgroups && nativeSpawner()?.placesInCgroups === true;
+}
+
+/** Holds `cg` until `child` exits; until then, stopping `child` stops `cg` (see `assigned`). */
+function held<T extends { readonly status: Promise<unknown>; readonly pid?: number }>(
+  cg: Cgroup,
+  child: T,
+): T {
+  const pid = child.pid;
+  if (pid !== undefined) assigned.set(pid, cg);
+  child.status.finally(() => {
+    cg.users--;
+    if (pid !== undefined && assigned.get(pid) === cg) assigned.delete(pid);
+  }).catch(() => {});
   return child;
+}
+
+/** Runs `spawn` (a child that places itself in `cg`); releases `cg` if `spawn` throws. */
+function born<T>(cg: Cgroup, spawn: () => T): T {
+  try {
+    return spawn();
+  } catch (e) {
+    cg.users--;
+    throw e;
+  }
 }
 
 /** Runs `spawn` with this process inside `cg` (taken; released if `spawn` throws). */
@@ -267,6 +351,8 @@ export function cgroupsAvailable(): boolean {
  */
 function cgroupOfLeader(leader: number, alive: boolean): string | undefined {
   if (!alive) return undefined;
+  const mine = assigned.get(leader);
+  if (mine) return mine.path;
   const p = placeOf();
   const path = cgroupPathOf(leader);
   if (!p || path === undefined || !/\/thaw-\d+-\d+$/.test(path)) return undefined;

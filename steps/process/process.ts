@@ -9,11 +9,12 @@
  * @module
  */
 
-import { stopCgroupOf, withinCgroup } from "./cgroup.ts";
+import { bornInCgroups, stopCgroupOf, withinCgroup, withinCgroupAsync } from "./cgroup.ts";
 import { loggedArgv } from "../run/service.ts";
 import type { Spawned } from "../types.ts";
 import { existsNative } from "./exists_native.ts";
-import { nativeSpawner } from "./spawn_native.ts";
+import { type NativeSpawner, nativeSpawner } from "./spawn_native.ts";
+import { placedArgv, placesItself } from "./self_place.ts";
 import { asUser } from "./user.ts";
 
 /** How a process ended. */
@@ -126,15 +127,81 @@ function setsidPath(): string | undefined {
  * ```
  */
 export function spawnGroup(shell: string, command: string, options: SpawnOptions): Group {
-  // A step's group is born in a cgroup of its own, which stopping it stops too (cgroup.ts).
-  if (options.env.THAW_STEP === undefined) return spawnInGroup(shell, command, options);
-  return withinCgroup((cgroupFd) => spawnInGroup(shell, command, options, cgroupFd));
+  const { argv, env } = commandLine(shell, command, options);
+  // A step's group is placed in a cgroup of its own, which stopping it stops too (cgroup.ts):
+  // born there, or there before its first command (self_place.ts).
+  if (options.env.THAW_STEP === undefined) return spawnInGroup(shell, argv, env, options);
+  return withinCgroup(
+    (cgroupFd, procs) =>
+      spawnInGroup(shell, procs ? placedArgv(argv, procs) : argv, env, options, cgroupFd),
+    placesItself(argv, env),
+  );
+}
+
+/**
+ * {@linkcode spawnGroup}, with `posix_spawn` itself on a worker thread where it can be (the native
+ * spawner, and a step's command that places itself in its cgroup, or not a step's): the engine
+ * goes on while the child is being started. Elsewhere the same as `spawnGroup`.
+ *
+ * @example
+ * ```ts
+ * import { spawnGroupAsync } from "./process.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const group = await spawnGroupAsync("sh", "exit 3", { cwd: Deno.cwd(), env: {} });
+ * assert.equal((await group.status).code, 3);
+ * await group.closeOutput();
+ * ```
+ */
+export async function spawnGroupAsync(
+  shell: string,
+  command: string,
+  options: SpawnOptions,
+): Promise<Group> {
+  const { argv, env } = commandLine(shell, command, options);
+  const spawner = nativeSpawner();
+  const step = options.env.THAW_STEP !== undefined;
+  if (!spawner || (step && (bornInCgroups() || !placesItself(argv, env)))) {
+    return spawnGroup(shell, command, options);
+  }
+  checkShell(shell, argv, options, spawner);
+  const start = async (procs?: string) => {
+    const native = await spawner.spawnAsync(procs ? placedArgv(argv, procs) : argv, {
+      cwd: options.cwd,
+      env,
+      stdout: options.stdout,
+      stderr: options.stderr,
+    });
+    const { pid, status, drained } = native;
+    return { pid, pgid: pid, status, drained, closeOutput: () => native.closeOutput() };
+  };
+  return step ? await withinCgroupAsync(start) : await start();
+}
+
+/**
+ * Throws NotFound for a missing shell that would otherwise show as exit 127: started through
+ * setsid, setpriv or the log wrapper. The native spawner finds a shell it runs itself.
+ */
+function checkShell(
+  shell: string,
+  argv: readonly string[],
+  options: SpawnOptions,
+  spawner: NativeSpawner | undefined,
+): void {
+  const viaSetsid = setsidPath() !== undefined;
+  if (
+    (viaSetsid || spawner) && !(spawner && argv[0] === shell) &&
+    !findShell(shell, options.env.PATH ?? Deno.env.get("PATH") ?? "", options.cwd)
+  ) {
+    throw new Deno.errors.NotFound(`Failed to spawn '${shell}': entity not found`);
+  }
 }
 
 /** Starts the group; in cgroup `cgroupFd` if given (only where the native spawner can). */
 function spawnInGroup(
   shell: string,
-  command: string,
+  argv: readonly string[],
+  env: Readonly<Record<string, string>>,
   options: SpawnOptions,
   cgroupFd?: number,
 ): Group {
@@ -142,16 +209,8 @@ function spawnInGroup(
   // lets Deno start it with posix_spawn; Deno's own `detached` forks the whole engine first, which
   // costs milliseconds per step once the engine's heap has grown.
   const viaSetsid = setsidPath() !== undefined;
-  const { argv, env } = commandLine(shell, command, options);
   const spawner = nativeSpawner();
-  // Through setsid (or setpriv, or the log wrapper) a missing shell would show as exit 127; fail
-  // as Deno.Command does instead. The native spawner finds a shell it runs itself.
-  if (
-    viaSetsid && !(spawner && argv[0] === shell) &&
-    !findShell(shell, options.env.PATH ?? Deno.env.get("PATH") ?? "", options.cwd)
-  ) {
-    throw new Deno.errors.NotFound(`Failed to spawn '${shell}': entity not found`);
-  }
+  checkShell(shell, argv, options, spawner);
   // Where FFI allows, posix_spawn does what setsid does without its exec (spawn_native.ts).
   const native = spawner?.spawn(argv, {
     cwd: options.cwd,
@@ -165,7 +224,7 @@ function spawnInGroup(
     return { pid, pgid: pid, status, drained, closeOutput: () => native.closeOutput() };
   }
   const child = new Deno.Command(viaSetsid ? setsidPath()! : argv[0]!, {
-    args: viaSetsid ? argv : argv.slice(1),
+    args: viaSetsid ? [...argv] : argv.slice(1),
     cwd: options.cwd,
     env,
     clearEnv: true,

@@ -15,6 +15,12 @@
  * Linux 5.7), a command can be started inside a step's cgroup ({@linkcode NativeOptions.cgroupFd})
  * instead of the engine moving itself there and back for the spawn (`cgroup.ts`).
  *
+ * {@linkcode NativeSpawner.spawnAsync} calls `posix_spawn` on a worker thread: glibc returns only
+ * once the child has exec'd (`CLONE_VFORK`), which on a busy machine waits for a CPU; the engine's
+ * one thread goes on with other steps meanwhile. Only for a command that places itself in its
+ * cgroup (`self_place.ts`): while the engine has moved into a cgroup for a spawn, it must spawn
+ * at once and move back before it does anything else.
+ *
  * @module
  */
 
@@ -39,11 +45,21 @@ export interface NativeSpawner {
    * `Deno.errors.NotFound` for a missing program or directory, as `Deno.Command` does.
    */
   spawn(argv: readonly string[], options: NativeOptions): NativeChild;
+  /**
+   * The same, with `posix_spawn` on a worker thread: the calling thread goes on while the child
+   * is being started. {@linkcode NativeOptions.cgroupFd} is not honoured: a command started this
+   * way must place itself in its cgroup (`self_place.ts`).
+   */
+  spawnAsync(argv: readonly string[], options: NativeOptions): Promise<NativeChild>;
   /** Whether {@linkcode NativeOptions.cgroupFd} is honoured here (glibc 2.39 or later). */
   readonly placesInCgroups: boolean;
   /** Opens a directory (close-on-exec) for {@linkcode NativeOptions.cgroupFd}; -1 on failure. */
   openDirectory(path: string): number;
-  /** Closes what {@linkcode NativeSpawner.openDirectory} opened. */
+  /** Opens a file for reading (close-on-exec); -1 on failure. */
+  openRead(path: string): number;
+  /** Reads from the start of `fd` into `buffer` (one `pread`); the bytes read, -1 on failure. */
+  readStart(fd: number, buffer: Uint8Array): number;
+  /** Closes what {@linkcode NativeSpawner.openDirectory} or `openRead` opened. */
   closeFd(fd: number): void;
 }
 
@@ -67,6 +83,13 @@ const SYMBOLS = {
     parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
     result: "i32",
   },
+  /** The same on a worker thread: the engine goes on while the child is being started. */
+  posix_spawn_async: {
+    name: "posix_spawn",
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
   posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
   posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
   posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
@@ -85,6 +108,7 @@ const SYMBOLS = {
   pipe2: { parameters: ["buffer", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   /** The same with a zero timeout: what is ready now, no worker thread. */
   poll_now: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
@@ -106,6 +130,8 @@ const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
 const ENOENT = 2, EACCES = 13, ENOTDIR = 20;
 
 const encoder = new TextEncoder();
+/** Room for a `posix_spawn_file_actions_t` (80 bytes on glibc x86-64). */
+const ACTIONS_SIZE = 1024;
 
 const programs = new Map<string, string>();
 /**
@@ -165,6 +191,35 @@ function cString(s: string): CString {
   return c;
 }
 
+const envStrings = new Map<string, Map<string, CString>>();
+/** `NAME=value` as a C string, found without building the string again (steps share most). */
+function envString(name: string, value: string): CString {
+  let values = envStrings.get(name);
+  if (values === undefined) envStrings.set(name, values = new Map());
+  let c = values.get(value);
+  if (c === undefined) {
+    c = cString(`${name}=${value}`);
+    if (values.size >= 256) values.clear(); // a value of each step's own (THAW_STEP)
+    values.set(value, c);
+  }
+  return c;
+}
+
+/** File actions and where the pid goes, for one spawn; reused once it returned. */
+interface Slot {
+  readonly actions: Uint8Array;
+  /** Over 64 bytes: off V8's heap, where a worker thread may write while the engine goes on. */
+  readonly pid: Int32Array;
+  readonly pidBytes: Uint8Array;
+}
+const slots: Slot[] = [];
+function takeSlot(): Slot {
+  const slot = slots.pop();
+  if (slot) return slot;
+  const pid = new Int32Array(32);
+  return { actions: new Uint8Array(ACTIONS_SIZE), pid, pidBytes: new Uint8Array(pid.buffer) };
+}
+
 /** A NULL-terminated array of pointers to `strings` (which must outlive its use). */
 function pointers(strings: readonly CString[]): Uint8Array {
   const array = new BigUint64Array(strings.length + 1);
@@ -179,9 +234,10 @@ class Spawner implements NativeSpawner {
   /** The same, and a cgroup to start in (set for each command), where glibc can. */
   readonly #attrInCgroup = new Uint8Array(1024);
   readonly placesInCgroups: boolean;
-  /** File actions, filled for each command (spawning is synchronous). */
-  readonly #actions = new Uint8Array(1024);
   readonly #devNull = cString("/dev/null");
+  /** Where `pipe2` puts its two fds (read at once). */
+  readonly #fds = new Int32Array(2);
+  readonly #fdsBytes = new Uint8Array(this.#fds.buffer);
 
   constructor(c: Libc) {
     this.#c = c;
@@ -203,6 +259,14 @@ class Spawner implements NativeSpawner {
     return this.#c.open(cString(path).bytes, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   }
 
+  openRead(path: string): number {
+    return this.#c.open(cString(path).bytes, O_RDONLY | O_CLOEXEC, 0);
+  }
+
+  readStart(fd: number, buffer: Uint8Array): number {
+    return Number(this.#c.pread(fd, buffer, BigInt(buffer.length), 0n));
+  }
+
   closeFd(fd: number): void {
     this.#c.close(fd);
   }
@@ -215,6 +279,23 @@ class Spawner implements NativeSpawner {
   }
 
   spawn(argv: readonly string[], options: NativeOptions): NativeChild {
+    const call = this.#prepare(argv, options);
+    const rc = this.#c.posix_spawn(...call.args(this.#attributes(options.cgroupFd)));
+    return call.finish(rc);
+  }
+
+  spawnAsync(argv: readonly string[], options: NativeOptions): Promise<NativeChild> {
+    // Other spawns may be under way on other threads: each has a slot of its own. The attributes
+    // without a cgroup are only read.
+    const call = this.#prepare(argv, options);
+    return this.#c.posix_spawn_async(...call.args(this.#attr)).then((rc) => call.finish(rc));
+  }
+
+  /**
+   * The arguments of one `posix_spawn` (its file actions filled in), and what to do once it
+   * returned: close the pipes' write ends, watch the child.
+   */
+  #prepare(argv: readonly string[], options: NativeOptions): Prepared {
     const c = this.#c;
     const path = resolveProgram(
       argv[0]!,
@@ -222,21 +303,22 @@ class Spawner implements NativeSpawner {
       options.cwd,
     );
     if (path === undefined) throw spawnError(ENOENT, argv[0]!);
-    const actions = this.#actions;
+    const slot = takeSlot(), { actions } = slot;
     c.posix_spawn_file_actions_init(actions);
     const devNull = this.#devNull.bytes;
     c.posix_spawn_file_actions_addopen(actions, 0, devNull, O_RDONLY, 0);
     const pipes: number[] = [];
-    const fds = new Int32Array(2);
+    const fds = this.#fds;
     const sinks: ((chunk: Uint8Array) => void)[] = [];
     for (const [fd, sink] of [[1, options.stdout], [2, options.stderr]] as const) {
       if (!sink) {
         c.posix_spawn_file_actions_addopen(actions, fd, devNull, 1, 0);
         continue;
       }
-      if (c.pipe2(new Uint8Array(fds.buffer), O_CLOEXEC) !== 0) {
+      if (c.pipe2(this.#fdsBytes, O_CLOEXEC) !== 0) {
         pipes.forEach((p) => c.close(p));
         c.posix_spawn_file_actions_destroy(actions);
+        slots.push(slot);
         throw new Error("cannot create a pipe for the command's output");
       }
       c.posix_spawn_file_actions_adddup2(actions, fds[1]!, fd);
@@ -245,28 +327,41 @@ class Spawner implements NativeSpawner {
     }
     const cwd = cString(options.cwd), program = cString(path);
     c.posix_spawn_file_actions_addchdir_np(actions, cwd.bytes);
+    // Kept referenced until `finish`: a worker thread may read them meanwhile.
     const args = argv.map(cString);
     const env: CString[] = [];
-    for (const k in options.env) env.push(cString(`${k}=${options.env[k]}`));
-    const pid = new Int32Array(1);
-    const rc = c.posix_spawn(
-      new Uint8Array(pid.buffer),
-      program.bytes,
-      actions,
-      this.#attributes(options.cgroupFd),
-      pointers(args),
-      pointers(env),
-    );
-    c.posix_spawn_file_actions_destroy(actions);
-    for (let i = 1; i < pipes.length; i += 2) c.close(pipes[i]!);
-    const reads = pipes.filter((_, i) => i % 2 === 0);
-    if (rc !== 0) {
-      reads.forEach((fd) => c.close(fd));
-      throw spawnError(rc, argv[0]!);
-    }
-    return new Watch(this.#c, pid[0]!, reads.map((fd, i) => new Output(fd, sinks[i]!)));
+    for (const k in options.env) env.push(envString(k, options.env[k]!));
+    const argvArray = pointers(args), envArray = pointers(env);
+    return {
+      args: (attr) => [slot.pidBytes, program.bytes, actions, attr, argvArray, envArray] as const,
+      finish: (rc) => {
+        c.posix_spawn_file_actions_destroy(actions);
+        const pid = slot.pid[0]!;
+        if (slots.length < 16) slots.push(slot);
+        for (let i = 1; i < pipes.length; i += 2) c.close(pipes[i]!);
+        const reads = pipes.filter((_, i) => i % 2 === 0);
+        if (rc !== 0) {
+          reads.forEach((fd) => c.close(fd));
+          throw spawnError(rc, argv[0]!);
+        }
+        keep(args, env, cwd);
+        return new Watch(this.#c, pid, reads.map((fd, i) => new Output(fd, sinks[i]!)));
+      },
+    };
   }
 }
+
+/** A `posix_spawn` ready to call. */
+interface Prepared {
+  args(
+    attr: Uint8Array,
+  ): readonly [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+  /** Takes `posix_spawn`'s result: the child, watched, or the error it reported. */
+  finish(rc: number): NativeChild;
+}
+
+/** Keeps the C strings of a spawn alive until it returned (the cache may drop them meanwhile). */
+function keep(..._strings: unknown[]): void {}
 
 export { decode as _decode, resolveProgram as _resolveProgram, Spawner as _Spawner };
 

@@ -31,6 +31,12 @@ const POLL_MS = 100;
 const CHUNK = 65536;
 /** Where every read lands first (reads are synchronous, each chunk is copied out at once). */
 const chunk = new Uint8Array(CHUNK);
+/** `pollfd` arrays for a child's pipes and pidfd (three at most), reused once a watch ended. */
+const pollBuffers: { poll: Uint8Array; view: DataView }[] = [];
+function newPollBuffer(): { poll: Uint8Array; view: DataView } {
+  const poll = new Uint8Array(128);
+  return { poll, view: new DataView(poll.buffer) };
+}
 
 const SIGNALS: (Deno.Signal | undefined)[] = [
   undefined,
@@ -136,10 +142,18 @@ export class Watch implements NativeChild {
    * the child exits.
    */
   async #pump(pidfd: number): Promise<void> {
-    const c = this.#c;
     // Off the JS heap (over 64 bytes): a worker thread writes into it while the engine goes on.
-    const poll = new Uint8Array(Math.max(128, 8 * (this.#outputs.length + 1)));
-    const view = new DataView(poll.buffer);
+    const { poll, view } = pollBuffers.pop() ?? newPollBuffer();
+    try {
+      await this.#watch(pidfd, poll, view);
+    } finally {
+      if (pollBuffers.length < 16) pollBuffers.push({ poll, view });
+    }
+  }
+
+  /** The loop of {@linkcode Watch.#pump}, polling through `poll`. */
+  async #watch(pidfd: number, poll: Uint8Array, view: DataView): Promise<void> {
+    const c = this.#c;
     const open = this.#outputs.map((out) => ({ fd: out.fd, out: out as Output | undefined }));
     if (pidfd >= 0) open.push({ fd: pidfd, out: undefined });
     for (;;) {

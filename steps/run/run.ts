@@ -74,6 +74,8 @@ type Event =
   | { readonly type: "ready"; readonly result: ProbeResult };
 
 const CANCELLED: Outcome = { ok: false, reason: "cancelled" };
+/** Why an attempt's timer and probe stop once it ended (one object: no DOMException per step). */
+const ENDED = new Error("the attempt ended");
 
 /** Waits a moment for output still in the pipes, then stops reading them. */
 async function closeOutput(group: Process): Promise<void> {
@@ -163,7 +165,6 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
 
   // Ends this attempt's timer and probe.
   const done = new AbortController();
-  const waitSignal = AbortSignal.any([done.signal, ctx.signal]);
   let onAbort = () => {};
   const cancel = new Promise<Event>((resolve) => {
     onAbort = () => resolve({ type: "cancel" });
@@ -179,7 +180,7 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
   const ready = (): Promise<Event> => {
     probing = probe(spec.ready!, {
       ...ctx,
-      signal: waitSignal,
+      signal: AbortSignal.any([done.signal, ctx.signal]),
       shell: spec.shell,
       user: spec.user,
     });
@@ -188,7 +189,7 @@ async function attempt(spec: RunSpec, ctx: RunContext): Promise<Outcome> {
 
   /** Ends the attempt: stops the timer and probe; unless the service lives on, the group too. */
   const end = async (outcome: Outcome, killGrace?: number): Promise<Outcome> => {
-    done.abort();
+    done.abort(ENDED);
     ctx.signal.removeEventListener("abort", onAbort);
     await probing;
     if (outcome.ok && outcome.service) return outcome;

@@ -6,7 +6,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { groupAlive, killGroup, spawnGroup } from "../process/process.ts";
+import { groupAlive, killGroup, spawnGroupAsync } from "../process/process.ts";
 import { type FileStat, type FileWriter, registerTarget, type Target } from "../kind.ts";
 
 /** Bytes per read when hashing a file. */
@@ -64,16 +64,15 @@ export const localTarget: Target = {
   name: "local",
 
   spawn(cmd) {
-    return Promise.resolve().then(() =>
-      spawnGroup(cmd.shell, cmd.command, {
-        cwd: cmd.cwd ?? Deno.cwd(),
-        env: cmd.env,
-        user: cmd.user,
-        log: cmd.log,
-        ...(cmd.stdout ? { stdout: cmd.stdout } : {}),
-        ...(cmd.stderr ? { stderr: cmd.stderr } : {}),
-      })
-    );
+    // posix_spawn on a worker thread where it can be: the engine goes on meanwhile.
+    return spawnGroupAsync(cmd.shell, cmd.command, {
+      cwd: cmd.cwd ?? Deno.cwd(),
+      env: cmd.env,
+      user: cmd.user,
+      log: cmd.log,
+      ...(cmd.stdout ? { stdout: cmd.stdout } : {}),
+      ...(cmd.stderr ? { stderr: cmd.stderr } : {}),
+    });
   },
 
   killGroup: (pgid, graceMs) => killGroup(pgid, graceMs),
