@@ -25,6 +25,20 @@ export async function inDir(runbook: string, body: (dir: string) => Promise<void
   }
 }
 
+/**
+ * Stops the process groups whose leaders' pids a test's steps wrote to `file` (`echo $$ >> pids`):
+ * a step in its own session outlives a killed engine, and one looping on a file in a removed
+ * directory would loop forever.
+ */
+export async function stopListed(file: string): Promise<void> {
+  const text = await Deno.readTextFile(file).catch(() => "");
+  for (const pid of text.split("\n").map(Number).filter((n) => n > 1)) {
+    try {
+      Deno.kill(-pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
 /** The engine in a child process, in its own process group (so a test can kill it all). */
 export function engine(dir: string, args: string[]) {
   const child = thawCommand([...args, "--store", join(dir, "state.db")], {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openStore } from "../engine/store/mod.ts";
 import { processAlive } from "../steps/process/process.ts";
-import { engine, exists, firstRun, inDir, thaw, waitFor } from "./live_helpers.ts";
+import { engine, exists, firstRun, inDir, stopListed, thaw, waitFor } from "./live_helpers.ts";
 
 const RUNBOOK = `runbook: 1
 name: strays
@@ -57,6 +57,7 @@ Deno.test("thaw cancel stops a step's process that was not yet recorded at kill 
     } finally {
       await Deno.writeTextFile(join(dir, "go"), "");
       assert.equal(await exists(join(dir, "go")), true);
+      await stopListed(join(dir, "pids"));
     }
   });
 });
@@ -81,6 +82,8 @@ Deno.test("thaw resume stops a step's process that was not yet recorded, before 
       try {
         Deno.kill(-resumed.child.pid, "SIGKILL");
       } catch { /* ended */ }
+      await resumed.output;
+      await stopListed(join(dir, "pids"));
     }
   });
 });

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { engine, firstRun, inDir, thaw, waitFor } from "./live_helpers.ts";
+import { engine, firstRun, inDir, stopListed, thaw, waitFor } from "./live_helpers.ts";
 import { openStore } from "../engine/store/mod.ts";
 import { createApp } from "../engine/api/app.ts";
 import { LEASE_TTL_MS } from "../engine/live/lease.ts";
@@ -18,7 +18,7 @@ name: frozen
 steps:
   - id: hold
     idempotent: true
-    run: 'while [ ! -e go ]; do sleep 0.1; done'
+    run: 'echo $$ >> pids; while [ ! -e go ]; do sleep 0.1; done'
 `;
 
 Deno.test("thaw status shows a run interrupted, when its engine froze past its lease", async () => {
@@ -53,6 +53,7 @@ Deno.test("thaw status shows a run interrupted, when its engine froze past its l
         Deno.kill(-child.pid, "SIGKILL");
       } catch { /* gone */ }
       await output;
+      await stopListed(join(dir, "pids"));
     }
   });
 });
