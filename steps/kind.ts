@@ -110,6 +110,11 @@ export type Figures =
     readonly rate?: number | undefined;
     /** Crosses no link: not paced, not in the link's bounds. */
     readonly local: boolean;
+    /**
+     * Revision 5: attached first (the steps that need it start then), read on demand, the
+     * rest streamed over the link as a prefetch; done (home) when every byte is local.
+     */
+    readonly lazy?: boolean;
   };
 
 /**
@@ -133,7 +138,7 @@ export interface StepEffect {
  * progress, defaulting to no limit and no report).
  */
 export interface ExecuteContext
-  extends RunContext, Partial<Pick<FetchContext, "link" | "progress">> {}
+  extends RunContext, Partial<Pick<FetchContext, "link" | "progress" | "lazy">> {}
 
 /**
  * A kind of step. `S` is its typed step (the model), `Spec` what one run of it does (expressions

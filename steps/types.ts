@@ -8,6 +8,7 @@
  * @module
  */
 import type { Target } from "./kind.ts";
+import type { LazyHooks } from "./fetch/lazy/hooks.ts";
 
 /** Time, injected so tests can control it. Milliseconds. */
 export interface Clock {
@@ -171,6 +172,8 @@ export interface FetchSpec {
   readonly timeoutMs?: number;
   /** The system user that owns what the fetch writes at `to` (the step's `user:`). */
   readonly user?: string;
+  /** A lazy fetch (revision 5): attached at `to`, streamed home (`fetch/lazy/execute.ts`). */
+  readonly lazy?: { readonly writable: boolean };
 }
 
 /** The fetch's share of the shared link. */
@@ -194,6 +197,8 @@ export interface FetchContext extends StepContext {
    */
   readonly progress: (bytes: number, total?: number) => void;
   readonly onSpawn?: (p: Spawned) => void;
+  /** A lazy fetch's side of the engine (attach, share, demand); see `fetch/lazy/hooks.ts`. */
+  readonly lazy?: LazyHooks;
 }
 
 /** What a fetch did. */

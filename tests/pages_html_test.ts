@@ -12,6 +12,7 @@ import { createApp } from "../engine/api/app.ts";
 import { planPage, reportsPage, runPage } from "../engine/pages/pages.ts";
 import { timelineSvg } from "../engine/pages/timeline.ts";
 import { parseRunbook } from "../engine/runbook/load.ts";
+import { formatDuration } from "../engine/runbook/units.ts";
 import { plan } from "../engine/simulate/plan.ts";
 import { simulate } from "../engine/simulate/simulate.ts";
 import type { Report } from "../engine/schedule/report.ts";
@@ -145,6 +146,29 @@ Deno.test("planPage() draws every strategy on one time scale, one under the othe
   const scales = els.filter((e) => e.tagName === "svg").map((s) => attr(s, "data-px-per-s"));
   equal(scales.length, 3);
   equal(new Set(scales).size, 1);
+});
+
+Deno.test("planPage() gives each strategy's TTR without lazy fetches, when the runbook has one", () => {
+  const rb = parseRunbook(
+    `runbook: 1
+name: volume
+bandwidth: 10MiB/s
+steps:
+  - { id: vol, fetch: { from: "http://127.0.0.1:1/v.img", to: ./v.img, size: 2GiB, lazy: true } }
+  - { id: up, needs: [vol], run: "true", estimate: 1s, milestone: service }
+`,
+    "volume.yaml",
+  );
+  const p = plan(rb);
+  const html = planPage(p, rb.name, "aggressive");
+  const notes = elements(html).filter((e) => attr(e, "data-without-lazy") !== undefined);
+  equal(notes.length, 3);
+  const plain = p.without_lazy!.aggressive;
+  ok(plain.ttr_s! > p.simulated.aggressive.ttr_s! + 100, `${plain.ttr_s}`);
+  ok(html.includes(`without lazy fetches: TTR ${formatDuration(plain.ttr_s!)}`));
+  // A runbook without lazy fetches has no such note.
+  const none = parseRunbook(RUNBOOK, "shop.yaml");
+  ok(!planPage(plan(none), none.name, "aggressive").includes("without lazy"));
 });
 
 Deno.test("GET / and GET /runs/ID/page serve the pages; GET /runs/ID stays JSON", async () => {

@@ -35,6 +35,11 @@ export const StepReportSchema = z.object({
   bytes: z.number().optional().describe("fetches: bytes brought home"),
   demanded: z.boolean().optional().describe("fetches: a frozen step demanded it"),
   prefetched_bytes: z.number().optional().describe("fetches: bytes that came before demand"),
+  attached_s: maybeSeconds.optional().describe(
+    "lazy fetches: when attached (the steps that need it could start); end_s is home",
+  ),
+  on_demand_bytes: z.number().optional().describe("lazy fetches: bytes read on demand"),
+  streamed_bytes: z.number().optional().describe("lazy fetches: bytes streamed"),
   detail: z.string().optional().describe(
     "why the step waits for a person: its approval, or it was running when its engine died",
   ),

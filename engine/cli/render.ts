@@ -112,9 +112,13 @@ export function renderReport(report: Report | UnendedReport): string {
   const shown = pickSteps(report, MAX_STEP_ROWS);
   const rows = [["STEP", "KIND", "STATE", "START", "END", "FROZEN", "BYTES"]];
   for (const s of shown) {
-    const bytes = s.kind === "fetch"
-      ? `${bytesText(s.bytes ?? 0)}${s.demanded ? " demanded" : " prefetched"}`
-      : "";
+    // A lazy fetch (revision 5) shows when it was attached: its end is home.
+    const how = s.attached_s !== undefined
+      ? ` lazy, attached at ${t(s.attached_s)}`
+      : s.demanded
+      ? " demanded"
+      : " prefetched";
+    const bytes = s.kind === "fetch" ? bytesText(s.bytes ?? 0) + how : "";
     rows.push([
       s.id,
       s.kind,
@@ -214,6 +218,13 @@ export function renderPlan(p: Plan): string {
     rows.push([s + (s === p.strategy ? " *" : ""), t(r.ttr_s), t(r.btn_s), r.outcome + missed]);
   }
   lines.push(table(rows));
+  const plain = p.without_lazy?.[p.strategy], lazy = p.simulated[p.strategy];
+  if (plain) {
+    lines.push(
+      `* with lazy fetches: TTR ${t(lazy.ttr_s)} (without lazy: ${t(plain.ttr_s)}), ` +
+        `BTN ${t(lazy.btn_s)} (without lazy: ${t(plain.btn_s)})`,
+    );
+  }
   const sooner = timesSooner(p.simulated.serial.ttr_s, p.simulated[p.strategy].ttr_s);
   if (sooner) lines.push(`* the runbook's strategy: service back ${sooner} sooner than serial`);
   else lines.push("* the runbook's strategy");

@@ -17,6 +17,7 @@ import { HostLinks } from "./host_link.ts";
 import { LinkShaper } from "./link.ts";
 import type { ProcessBook } from "./procs.ts";
 import { remoteLogFile, watchService } from "./services.ts";
+import { lazyHooks } from "./lazy_volumes.ts";
 
 const encoder = new TextEncoder();
 
@@ -147,7 +148,8 @@ export class Executor {
     const effect = await this.#effect(step, this.#context(i, step, signal));
     if (crosses) {
       recorder.moving[i] = rates.end(i, now(), shaper.waited(i));
-      recorder.crossed[i] = shaper.total(i);
+      // A lazy fetch's bytes cross the link outside the shaper: its hooks count them (fetched).
+      recorder.crossed[i] = Math.max(shaper.total(i), recorder.crossed[i] || 0);
       shaper.release(i);
     }
     return this.#ended(i, step, effect);
@@ -210,6 +212,10 @@ export class Executor {
         ls.bytes = carried + bytes;
         if (total !== undefined) ls.total = total;
       },
+      // A lazy fetch (revision 5) reports attach and demand, and streams at its share.
+      ...(graph.lazy?.[i]
+        ? { lazy: lazyHooks(this.#s, i, this.shaper, () => this.#inbox.wake()) }
+        : {}),
     };
   }
 

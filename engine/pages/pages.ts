@@ -6,6 +6,7 @@
  */
 import type { Report } from "../schedule/report.ts";
 import type { Plan } from "../simulate/plan.ts";
+import type { Strategy } from "../runbook/model.ts";
 import { STRATEGIES } from "../runbook/schema.ts";
 import { formatDuration } from "../runbook/units.ts";
 import { htmlDocument } from "./document.ts";
@@ -93,7 +94,7 @@ export function planPage(plan: Plan, runbook: string, chosen: string): string {
     const mark = s === chosen ? " (the runbook's strategy)" : "";
     return `<section class="run strategy" data-strategy="${esc(s)}"><h2>${esc(s + mark)} ` +
       `<span class="badge ${esc(r.outcome)}">${esc(r.outcome)}</span></h2>` +
-      `<p>${esc(`TTR ${time(r.ttr_s)}, BTN ${time(r.btn_s)}`)}</p>` +
+      `<p>${esc(`TTR ${time(r.ttr_s)}, BTN ${time(r.btn_s)}`)}${withoutLazy(plan, s)}</p>` +
       timelineSvg({ report: r, horizon_s: horizon, title: `${runbook}, ${s}` }) + `</section>`;
   });
   return htmlDocument({
@@ -102,6 +103,14 @@ export function planPage(plan: Plan, runbook: string, chosen: string): string {
     main: `<p class="muted">simulated, every strategy on one time scale</p>${sections.join("")}`,
     footer: `thaw plan, written ${new Date().toISOString()}`,
   });
+}
+
+/** What the strategy would give without `lazy` (a runbook with lazy fetches), as a note. */
+function withoutLazy(plan: Plan, s: Strategy): string {
+  const m = plan.without_lazy?.[s];
+  if (!m) return "";
+  const text = `without lazy fetches: TTR ${time(m.ttr_s)}, BTN ${time(m.btn_s)}`;
+  return ` <span class="muted" data-without-lazy>(${esc(text)})</span>`;
 }
 
 function time(s: number | null): string {

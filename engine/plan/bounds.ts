@@ -8,13 +8,25 @@
 import { FETCH, type Graph } from "./graph_types.ts";
 
 /**
+ * Whether lazy fetch `i` must be home for `target` to be done: always for BTN; for TTR (`ttr`),
+ * only when it carries a milestone itself (otherwise the milestones need it attached only).
+ */
+function homeCounts(g: Graph, i: number, ttr: boolean): boolean {
+  return !ttr || g.milestone[i]! >= 0;
+}
+
+/**
  * For every step of `target`, the time from its start to the end of the target along its longest
- * chain (0 outside the target), with the durations `duration` (the graph's by default).
+ * chain (0 outside the target), with the durations `duration` (the graph's by default). A lazy
+ * fetch (revision 5) lets its dependents start at once (its attach time counts as 0 here, so the
+ * bound stays true): its chain is the longer of its own duration (when it must be home for the
+ * target, see `ttr`) and its dependents' chains.
  */
 export function bottomLevels(
   g: Graph,
   target: Uint8Array,
   duration: ArrayLike<number> = g.duration,
+  ttr = false,
 ): Float64Array {
   const { n, order, depStart, depList } = g;
   const bl = new Float64Array(n);
@@ -26,7 +38,9 @@ export function bottomLevels(
       const d = depList[k]!;
       if (target[d]) after = Math.max(after, bl[d]!);
     }
-    bl[i] = duration[i]! + after;
+    bl[i] = g.lazy?.[i]
+      ? Math.max(after, homeCounts(g, i, ttr) ? duration[i]! : 0)
+      : duration[i]! + after;
   }
   return bl;
 }
@@ -45,16 +59,21 @@ export function bottomLevels(
  * gives the bytes of each fetch already home (a resumed run): they count as crossed.
  * O(steps + needs) but for one sort of the target's run steps.
  */
-export function lowerBound(g: Graph, target: Uint8Array, home?: ArrayLike<number>): number {
+export function lowerBound(
+  g: Graph,
+  target: Uint8Array,
+  home?: ArrayLike<number>,
+  ttr = false,
+): number {
   const cross = crossing(g, home);
-  if (!home) return boundOf(g, target, cross, bottomLevels(g, target));
+  if (!home) return boundOf(g, target, cross, bottomLevels(g, target, g.duration, ttr), ttr);
   const duration = Float64Array.from(g.duration);
   for (let i = 0; i < g.n; i++) {
     if (g.kind[i] === FETCH && g.size[i]! > 0) {
       duration[i] = g.duration[i]! * Math.max(0, g.size[i]! - (home[i] ?? 0)) / g.size[i]!;
     }
   }
-  return boundOf(g, target, cross, bottomLevels(g, target, duration));
+  return boundOf(g, target, cross, bottomLevels(g, target, duration, ttr), ttr);
 }
 
 /** Bytes each fetch must still move over the link (0 for local fetches and run steps). */
@@ -68,12 +87,17 @@ export function crossing(g: Graph, home?: ArrayLike<number>): Float64Array {
   return cross;
 }
 
-/** {@link lowerBound} of `target`, given the bytes to cross and the tails of its steps. */
+/**
+ * {@link lowerBound} of `target`, given the bytes to cross and the tails of its steps. A lazy
+ * fetch's bytes never hold back the steps that need it (they read on demand); they count in
+ * all the target's bytes when it must be home (BTN; TTR when it carries a milestone: `ttr`).
+ */
 export function boundOf(
   g: Graph,
   target: Uint8Array,
   cross: Float64Array,
   tail: Float64Array,
+  ttr = false,
 ): number {
   const { n, kind, needStart, needList } = g;
   let bound = 0, all = 0, count = 0;
@@ -81,8 +105,8 @@ export function boundOf(
   for (let i = 0; i < n; i++) {
     if (!target[i]) continue;
     bound = Math.max(bound, tail[i]!); // (a): the longest chain starts somewhere
-    if (kind[i] === FETCH) all += cross[i]!;
-    else runs[count++] = i;
+    if (kind[i] !== FETCH) runs[count++] = i;
+    else if (!g.lazy?.[i] || homeCounts(g, i, ttr)) all += cross[i]!;
   }
   bound = Math.max(bound, all / g.bandwidth);
   // (b), thresholds from the largest tail down: the set of bytes needed only grows, so each step
@@ -101,7 +125,7 @@ export function boundOf(
           const a = needList[k]!;
           if (seen[a]) continue;
           seen[a] = 1;
-          bytes += cross[a]!;
+          if (!g.lazy?.[a]) bytes += cross[a]!;
           stack.push(a);
         }
       }

@@ -9,11 +9,11 @@
  */
 import { bottomLevels, boundOf, crossing, lowerBound } from "./bounds.ts";
 import { dependents, needEdges, topologicalOrder } from "./edges.ts";
-import { FETCH, type Graph, RUN } from "./graph_types.ts";
+import { FETCH, type Graph, LAZY_ATTACH_S, RUN } from "./graph_types.ts";
 import type { Runbook } from "../runbook/model.ts";
 import { stepKind } from "../../steps/kind.ts";
 
-export { bottomLevels, FETCH, type Graph, lowerBound, RUN };
+export { bottomLevels, FETCH, type Graph, LAZY_ATTACH_S, lowerBound, RUN };
 
 /** Estimates that override or fill in the runbook's (from history, or measured in a live run). */
 export interface Estimates {
@@ -43,7 +43,7 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
   const index = new Map<string, number>();
   steps.forEach((s, i) => index.set(s.id, i));
   const kind = new Uint8Array(n), skipped = new Uint8Array(n), isolate = new Uint8Array(n);
-  const local = new Uint8Array(n), gated = new Uint8Array(n);
+  const local = new Uint8Array(n), gated = new Uint8Array(n), lazy = new Uint8Array(n);
   const { host, hostBandwidth, hostIndex } = cappedHosts(runbook, n);
   const duration = new Float64Array(n), size = new Float64Array(n).fill(NaN);
   const rate = new Float64Array(n).fill(Infinity), milestone = new Int32Array(n).fill(-1);
@@ -66,6 +66,7 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
       );
       rate[i] = r;
       local[i] = figures.local ? 1 : 0;
+      lazy[i] = figures.lazy ? 1 : 0;
       if (!figures.local && s.on !== undefined) host[i] = hostIndex.get(s.on) ?? -1;
       duration[i] = size[i]! / (figures.local ? r : Math.min(r, runbook.bandwidth));
     } else {
@@ -97,6 +98,7 @@ export function buildGraph(runbook: Runbook, estimates: Estimates = {}): Graph {
     size,
     rate,
     local,
+    ...(lazy.includes(1) ? { lazy } : {}),
     bandwidth: runbook.bandwidth,
     ...(hostBandwidth.length ? { host, hostBandwidth } : {}),
     isolate,
@@ -155,13 +157,15 @@ export function analyse(g: Graph, options: AnalyseOptions = {}): Analysis {
   const level = new Int32Array(n);
   const eft = new Float64Array(n);
   const via = new Int32Array(n).fill(-1);
+  // A lazy fetch lets the steps that need it start once attached, not once home.
+  const readyAt = (j: number) => g.lazy?.[j] ? eft[j]! - duration[j]! + LAZY_ATTACH_S : eft[j]!;
   for (const i of order) {
     let start = 0, lv = 0;
     for (let k = needStart[i]!; k < needStart[i + 1]!; k++) {
       const j = needList[k]!;
-      if (via[i]! < 0 || eft[j]! > start) {
+      if (via[i]! < 0 || readyAt(j) > start) {
         via[i] = j;
-        start = eft[j]!;
+        start = readyAt(j);
       }
       lv = Math.max(lv, level[j]! + 1);
     }
@@ -189,7 +193,7 @@ export function analyse(g: Graph, options: AnalyseOptions = {}): Analysis {
   };
   const ttrEnd = ends(ttrTarget, hasMilestones), btnEnd = ends(all, false);
   const cp = { ttr: ttrEnd < 0 ? 0 : eft[ttrEnd]!, btn: btnEnd < 0 ? 0 : eft[btnEnd]! };
-  const blTtr = bottomLevels(g, ttrTarget);
+  const blTtr = bottomLevels(g, ttrTarget, g.duration, hasMilestones);
   const blBtn = hasMilestones ? bottomLevels(g, all) : blTtr;
   // Without bytes already home, the bounds' tails are the bottom levels just computed.
   const { home } = options;
@@ -197,8 +201,8 @@ export function analyse(g: Graph, options: AnalyseOptions = {}): Analysis {
   const ttr = !hasMilestones
     ? btn
     : home
-    ? lowerBound(g, ttrTarget, home)
-    : boundOf(g, ttrTarget, crossing(g), blTtr);
+    ? lowerBound(g, ttrTarget, home, true)
+    : boundOf(g, ttrTarget, crossing(g), blTtr, true);
   return {
     levels,
     ttrTarget,
@@ -215,7 +219,7 @@ export function analyse(g: Graph, options: AnalyseOptions = {}): Analysis {
 export function lowerBounds(g: Graph, home: ArrayLike<number>): { ttr: number; btn: number } {
   const btn = lowerBound(g, new Uint8Array(g.n).fill(1), home);
   const hasMilestones = g.milestone.some((m) => m >= 0);
-  return { ttr: hasMilestones ? lowerBound(g, milestoneTarget(g), home) : btn, btn };
+  return { ttr: hasMilestones ? lowerBound(g, milestoneTarget(g), home, true) : btn, btn };
 }
 
 /** 1 for the milestone steps and everything they need, directly or not (all, with none). */

@@ -11,6 +11,13 @@ export const FETCH = 0;
 /** A step that takes a run slot: a run step, or a drill-skipped step standing in for itself. */
 export const RUN = 1;
 
+/**
+ * Seconds a lazy fetch (revision 5) takes to be attached, as planning and simulation model it:
+ * the live prototype opened its file within a second (daemons up, the image's header read), so
+ * the steps that need it start this long after it starts. The lower bounds count 0 instead.
+ */
+export const LAZY_ATTACH_S = 1;
+
 /** The recovery graph, by step index. */
 export interface Graph {
   readonly n: number;
@@ -38,6 +45,11 @@ export interface Graph {
    * (unlimited without one), stay out of the link's queue and out of its lower bounds.
    */
   readonly local: Uint8Array;
+  /**
+   * 1 for lazy fetches (revision 5): the steps that need one start once it is attached; it is
+   * done (home) when every byte is local. Optional: a graph made by hand has none.
+   */
+  readonly lazy?: Uint8Array;
   /** Capacity of the shared link in bytes per second (Infinity: not limited). */
   readonly bandwidth: number;
   /**

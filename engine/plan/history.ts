@@ -25,7 +25,8 @@ export function median(xs: readonly number[]): number {
  * Estimates for the steps of `runbook` that the runbook does not time itself, from past samples:
  * the median duration of a run step without `estimate`; for a fetch without `rate`, the median
  * rate it achieved (bytes over its seconds moving, else over its start to its end), when that is
- * clearly below the link (else the link was the limit, not the source); for a fetch without
+ * clearly below the link (else the link was the limit, not the source) and it is not lazy (its
+ * stream's pace is the scheduler's, yielding to demand); for a fetch without
  * `size`, the median bytes.
  *
  * @example
@@ -63,7 +64,10 @@ export function estimatesFrom(runbook: Runbook, samples: readonly HistorySample[
       // A fetch that ran at the link's cap says nothing about its source: only a rate clearly
       // below the link's bandwidth is the source's own.
       const r = rates.length ? median(rates) : NaN;
-      if (figures.rate === undefined && r < 0.9 * runbook.bandwidth) rate.set(step.id, r);
+      // A lazy fetch's stream yields to the service's reads and runs at the share it is given:
+      // its pace is the scheduler's choice, not the source's (learning it slowed each next drill).
+      const learns = figures.rate === undefined && !figures.lazy;
+      if (learns && r < 0.9 * runbook.bandwidth) rate.set(step.id, r);
       if (figures.bytes === undefined) size.set(step.id, median(list.map((s) => s.bytes)));
     }
   }

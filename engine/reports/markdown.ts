@@ -125,9 +125,13 @@ function steps(list: readonly StepReport[]): string {
     "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const s of list.slice(0, MAX_MD_STEPS)) {
-    const bytes = s.bytes === undefined
-      ? ""
-      : formatBytes(s.bytes) + (s.demanded ? ", demanded" : "");
+    // A lazy fetch (revision 5) shows when it was attached: its end is home.
+    const how = s.attached_s !== undefined
+      ? `, lazy, attached at ${t(s.attached_s)}`
+      : s.demanded
+      ? ", demanded"
+      : "";
+    const bytes = s.bytes === undefined ? "" : formatBytes(s.bytes) + how;
     rows.push(
       `| ${mdText(s.id)}${s.milestone ? ` (${mdText(s.milestone)})` : ""} | ${mdText(s.kind)} | ` +
         `${mdText(s.state)} | ${t(s.start_s)} | ${t(s.end_s)} | ` +

@@ -91,6 +91,13 @@ export interface FetchStep extends StepBase {
   readonly sha256?: string;
   /** Crosses no link: not paced, not counted in the link's bounds (revision 2). */
   readonly local: boolean;
+  /**
+   * Revision 5: attached at once (dependents start then), read on demand, the rest streamed;
+   * home when every byte is local. Absent: an ordinary fetch.
+   */
+  readonly lazy?: boolean;
+  /** With `lazy`: the service may write to the attached file; its writes are kept. */
+  readonly writable?: boolean;
 }
 
 /**

@@ -23,7 +23,13 @@ export type StepState = typeof STATES[number];
 
 /** What the scheduler decided. `step` is an index into the graph. */
 export type Decision =
+  /** Start the step; a lazy fetch (revision 5): attach it, its stream paused until a `share`. */
   | { readonly type: "start"; readonly step: number }
+  /**
+   * A lazy fetch was attached (`Scheduler.attached`): the steps that need it may start. Taken
+   * note of (the recorder's attach time), nothing to carry out.
+   */
+  | { readonly type: "attached"; readonly step: number }
   /**
    * The step is reached (it counts as running from now) but waits for a person: its approval
    * gate, or it was running when its engine died. It lends its run slot; a `start` follows once

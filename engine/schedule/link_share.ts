@@ -5,6 +5,7 @@
  * @module
  */
 import { FETCH } from "../plan/graph.ts";
+import { isLazy, reserveDemand, startLazy, streamRate } from "./lazy.ts";
 import { DONE, PENDING, RUNNING, type RunState } from "./run_state.ts";
 
 /** Whether fetch `f` may move now (lazy: only once demanded, or once every run step ended). */
@@ -17,14 +18,21 @@ export function eligible(s: RunState, f: number): boolean {
  * Lets fetch `f` move. On a limited link it queues in four tiers, service first (revision 2):
  * fetches a milestone needs, demanded then not, then other fetches, demanded then not; by rank
  * within a tier. A fetch that crosses no link (`local`) or an unlimited link is not queued.
+ * A lazy fetch starts (is attached) at once; once attached, its stream queues as a prefetch
+ * nobody waits for.
  */
 export function admit(s: RunState, f: number): void {
+  const lazy = isLazy(s, f);
+  if (lazy) {
+    startLazy(s, f);
+    if (!s.attached[f]) return; // its stream moves once attached (`Scheduler.attached`)
+  }
   if (unqueued(s, f)) {
     // Every such fetch goes as fast as its source.
-    apply(s, f, s.rate[f]!);
+    apply(s, f, streamRate(s, f));
     return;
   }
-  const tier = (s.serves[f] ? 0 : 2) + (s.demanded[f] ? 0 : 1);
+  const tier = lazy ? 3 : (s.serves[f] ? 0 : 2) + (s.demanded[f] ? 0 : 1);
   s.linkQueue.push(f, tier * s.graph.n + s.rank[f]!);
   s.linkDirty = true;
 }
@@ -41,8 +49,14 @@ export function setRate(s: RunState, f: number, bytesPerSecond: number): void {
   if (s.rate[f] === bytesPerSecond) return;
   s.rate[f] = bytesPerSecond;
   if (unqueued(s, f)) {
-    if (s.state[f] === RUNNING) apply(s, f, bytesPerSecond);
-  } else if (s.linkQueue.has(f)) s.linkDirty = true;
+    if (s.state[f] === RUNNING && (!isLazy(s, f) || s.attached[f])) apply(s, f, streamRate(s, f));
+  } else if (s.linkQueue.has(f) || isLazy(s, f)) s.linkDirty = true;
+}
+
+/** Lazy fetch `f`'s demanded reads changed (see `lazy.ts`): its stream and the link follow. */
+export function demandChanged(s: RunState, f: number): void {
+  if (unqueued(s, f)) apply(s, f, streamRate(s, f));
+  else s.linkDirty = true;
 }
 
 /**
@@ -54,15 +68,16 @@ export function shareLink(s: RunState): void {
   const q = s.linkQueue;
   const bandwidth = s.graph.bandwidth;
   const next: number[] = [];
-  let left = bandwidth;
   // A host's own bandwidth (revision 3) is shared by the fetches landing there, the same way.
   const { host, hostBandwidth } = s.graph;
   const hostLeft = hostBandwidth && Float64Array.from(hostBandwidth);
+  // Reads a service waits on (lazy fetches' demand) come before every fetch.
+  let left = reserveDemand(s, bandwidth, hostLeft);
   while (q.size > 0 && (left === Infinity || left > bandwidth * 1e-12)) {
     const f = q.pop();
     next.push(f);
     const h = host?.[f] ?? -1;
-    const r = Math.min(s.rate[f]!, left, h >= 0 ? hostLeft![h]! : Infinity);
+    const r = Math.min(streamRate(s, f), left, h >= 0 ? hostLeft![h]! : Infinity);
     left -= r;
     if (h >= 0) hostLeft![h]! -= r;
     apply(s, f, r);

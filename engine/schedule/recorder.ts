@@ -43,6 +43,13 @@ export class Recorder {
   readonly moving: Float64Array;
   /** Live runs: bytes a fetch moved over the link in this engine (NaN when unknown). */
   readonly crossed: Float64Array;
+  /** Lazy fetches (revision 5): when attached (NaN: not yet, or not lazy). */
+  readonly attached: Float64Array;
+  /**
+   * Lazy fetches: bytes fetched for reads of parts not yet home (the rest of `bytes` streamed),
+   * as the executor measured them (see {@link Recorder.demandBytes}); 0 in simulation.
+   */
+  readonly onDemand: Float64Array;
 
   /** A recorder for a run of `graph`, before anything happened. */
   constructor(graph: Graph) {
@@ -56,6 +63,13 @@ export class Recorder {
     this.bytes = new Float64Array(n);
     this.moving = new Float64Array(n).fill(NaN);
     this.crossed = new Float64Array(n).fill(NaN);
+    this.attached = new Float64Array(n).fill(NaN);
+    this.onDemand = new Float64Array(n);
+  }
+
+  /** Lazy fetch `i` has fetched `bytes` on demand so far (never less than reported before). */
+  demandBytes(i: number, bytes: number): void {
+    if (bytes > this.onDemand[i]!) this.onDemand[i] = bytes;
   }
 
   /**
@@ -72,6 +86,9 @@ export class Recorder {
           break;
         case "freeze":
           this.#frozenSince[i] = now;
+          break;
+        case "attached":
+          if (Number.isNaN(this.attached[i]!)) this.attached[i] = now;
           break;
         case "thaw":
           this.#thaw(i, now);

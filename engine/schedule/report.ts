@@ -28,8 +28,17 @@ export interface StepReport {
   bytes?: number;
   /** Fetches: whether a frozen step demanded it. */
   demanded?: boolean;
-  /** Fetches: bytes that arrived before it was demanded (all of them if never demanded). */
+  /**
+   * Fetches: bytes that arrived before it was demanded (all of them if never demanded). Lazy
+   * fetches: the bytes streamed (all but those read on demand).
+   */
   prefetched_bytes?: number;
+  /** Lazy fetches (revision 5): when attached (the steps that need it could start); `end_s` is home. */
+  attached_s?: number | null;
+  /** Lazy fetches: bytes fetched for reads of parts not yet home. */
+  on_demand_bytes?: number;
+  /** Lazy fetches: bytes streamed in the background. */
+  streamed_bytes?: number;
   /**
    * Why the step waits for a person (its approval; it was running when its engine died), or a
    * note on how it ended (done by hand; the fetch replaced what was at `to`).
@@ -208,8 +217,20 @@ function stepReport(input: ReportInput, i: number): StepReport {
     r.demanded = recorder.demanded[i] === 1;
     // Until demanded, what a running fetch brings is prefetched.
     r.prefetched_bytes = running && !r.demanded ? bytes : Math.min(bytes, recorder.prefetched[i]!);
+    if (graph.lazy?.[i]) lazyReport(r, recorder, i);
   }
   return r;
+}
+
+/** A lazy fetch's part of its step report: attach time, bytes on demand and streamed. */
+function lazyReport(r: StepReport, recorder: Recorder, i: number): void {
+  const attached = recorder.attached[i]!;
+  const bytes = r.bytes ?? 0;
+  const onDemand = Math.min(bytes, recorder.onDemand[i]!);
+  r.attached_s = Number.isNaN(attached) ? null : sec(attached);
+  r.on_demand_bytes = onDemand;
+  r.streamed_bytes = bytes - onDemand;
+  r.prefetched_bytes = bytes - onDemand; // so the run's `bytes.on_demand` counts the reads
 }
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -37,6 +37,10 @@ export class RunState {
   readonly linkQueue: IndexedHeap;
   /** 1 for the steps a milestone needs, directly or not (every step, with no milestone). */
   readonly serves: Uint8Array;
+  /** Lazy fetches (revision 5, `lazy.ts`): their indexes; 1 once attached; demanded reads, B/s. */
+  readonly lazyList: readonly number[];
+  readonly attached: Uint8Array;
+  readonly demandRate: Float64Array;
   /** The fetches that had a share of the link at its last sharing. */
   shared: number[] = [];
   running = 0;
@@ -75,6 +79,10 @@ export class RunState {
     this.unfinished = n;
     this.gates = new PersonGates(n, graph.gated);
     this.serialGate = serialGate(graph);
+    this.attached = new Uint8Array(graph.lazy ? n : 0);
+    this.demandRate = new Float64Array(graph.lazy ? n : 0);
+    const lazy = graph.lazy;
+    this.lazyList = lazy ? Array.from({ length: n }, (_, i) => i).filter((i) => lazy[i]) : [];
     for (let i = 0; i < n; i++) {
       if (graph.kind[i] === FETCH) this.serialLeft++;
       else this.runLeft++;

@@ -3,7 +3,8 @@
  *
  * Events go in ({@link Scheduler.complete}, {@link Scheduler.fail}, {@link Scheduler.cancel},
  * {@link Scheduler.setRate}, a person's {@link Scheduler.approve} and
- * {@link Scheduler.doneByHand}); {@link Scheduler.decide} returns the decisions they lead to
+ * {@link Scheduler.doneByHand}; for lazy fetches {@link Scheduler.attached},
+ * {@link Scheduler.setDemandRate} and {@link Scheduler.home}); {@link Scheduler.decide} returns the decisions they lead to
  * (start a step, hold one for a person, freeze or thaw one, demand a fetch, give a fetch its
  * share of the link). The scheduler
  * holds no clock: its decisions depend only on the order of events, which is why a simulated
@@ -15,7 +16,8 @@ import { type Graph, RUN } from "../plan/graph.ts";
 import type { WaitReason } from "./approvals.ts";
 import { type Decision, type SchedulerOptions, STATES, type StepState } from "./decision.ts";
 import { evaluate } from "./freeze_demand.ts";
-import { setRate, shareLink } from "./link_share.ts";
+import { markAttached, setDemandRate } from "./lazy.ts";
+import { admit, demandChanged, eligible, setRate, shareLink } from "./link_share.ts";
 import { DONE, FAILED, RUNNING, RunState } from "./run_state.ts";
 import { cancel, failed, finish } from "./step_end.ts";
 import type { Strategy } from "../runbook/schema.ts";
@@ -81,12 +83,55 @@ export class Scheduler {
     return this.#s.unfinished;
   }
 
-  /** Step `i` is done (a run step exited 0 and passed `ready`; a fetch landed and checked). */
+  /**
+   * Step `i` is done (a run step exited 0 and passed `ready`; a fetch landed and checked; a lazy
+   * fetch is home: every byte local).
+   */
   complete(i: number): void {
     const s = this.#s;
     if (s.ended(i)) return;
     finish(s, i, DONE);
-    const g = this.graph;
+    if (s.attached[i] !== 1) this.#needsMet(i); // a lazy fetch let them go when attached
+  }
+
+  /** Lazy fetch `i` is home (revision 5): {@link complete}, named for the live loop's event. */
+  home(i: number): void {
+    this.complete(i);
+  }
+
+  /**
+   * Lazy fetch `i` is attached (revision 5): its file can be opened, so the steps that need it
+   * may start (an `attached` decision follows). Ignored for any other step, or a second time.
+   */
+  attached(i: number): void {
+    const s = this.#s;
+    if (!markAttached(s, i)) return;
+    if (eligible(s, i)) admit(s, i); // its stream queues for the link
+    this.#needsMet(i);
+  }
+
+  /**
+   * The service reads lazy fetch `i`'s missing parts at `bytesPerSecond` (measured by its
+   * executor: bytes fetched less the stream's progress, per second). These reads come before
+   * every fetch on the link; the stream yields to them (see `lazy.ts`). 0: no demand.
+   */
+  setDemandRate(i: number, bytesPerSecond: number): void {
+    if (setDemandRate(this.#s, i, bytesPerSecond)) demandChanged(this.#s, i);
+  }
+
+  /** Bytes per second lazy fetch `i`'s demanded reads move, as last reported. */
+  demandRate(i: number): number {
+    return this.#s.demandRate[i] ?? 0;
+  }
+
+  /** Whether lazy fetch `i` is attached. */
+  isAttached(i: number): boolean {
+    return this.#s.attached[i] === 1;
+  }
+
+  /** Step `i` no longer holds back the steps that need it: each is examined again. */
+  #needsMet(i: number): void {
+    const s = this.#s, g = this.graph;
     for (let k = g.depStart[i]!; k < g.depStart[i + 1]!; k++) {
       const d = g.depList[k]!;
       if (g.kind[i] === RUN) s.runNeedsLeft[d]!--;

@@ -21,6 +21,10 @@ export function finish(s: RunState, i: number, to: number): void {
     s.runQueue.remove(i);
     if (s.runLeft === 0 && s.strategy === "lazy") admitAllFetches(s);
   } else {
+    if (s.demandRate[i]) {
+      s.demandRate[i] = 0; // a lazy fetch's reads hold no link once it ended
+      s.linkDirty = true;
+    }
     if (s.linkQueue.has(i) || s.share[i]! > 0) {
       s.linkQueue.remove(i);
       s.linkDirty = true;

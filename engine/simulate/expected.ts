@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { type Estimates, fillGaps } from "../plan/graph.ts";
+import { buildGraph, type Estimates, fillGaps } from "../plan/graph.ts";
 import type { Runbook, Strategy } from "../runbook/model.ts";
 import type { Report } from "../schedule/report.ts";
-import { simulate } from "./simulate.ts";
+import { simulate, untimed } from "./simulate.ts";
 
 /** TTR and BTN, seconds. */
 export interface Measures {
@@ -44,6 +44,8 @@ export function predictBefore(
   strategy: Strategy,
   estimates: Estimates = {},
 ): Measures | null {
+  // A step without a time: no prediction, known without locating each such step in the text.
+  if (untimed(runbook, buildGraph(runbook, estimates)).length) return null;
   try {
     const r = simulate(runbook, { strategy, estimates });
     return { ttr_s: r.ttr_s, btn_s: r.btn_s };

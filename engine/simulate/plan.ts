@@ -9,6 +9,7 @@ import type { Runbook, Strategy } from "../runbook/model.ts";
 import { type Report, sec } from "../schedule/report.ts";
 import { STRATEGIES } from "../runbook/schema.ts";
 import { planGraph, simulatedReport, simulateGraph } from "./simulate.ts";
+import { type Measures, withoutLazy } from "./without_lazy.ts";
 
 /** The plan of a runbook. */
 export interface Plan {
@@ -21,6 +22,11 @@ export interface Plan {
   readonly strategy: Strategy;
   /** A simulated report for each strategy. */
   readonly simulated: Record<Strategy, Report>;
+  /**
+   * With lazy fetches (revision 5): each strategy's simulated TTR and BTN had they been
+   * ordinary fetches, to compare.
+   */
+  readonly without_lazy?: Record<Strategy, Measures>;
 }
 
 /**
@@ -62,5 +68,6 @@ export function plan(runbook: Runbook, estimates?: Estimates): Plan {
     },
     strategy: runbook.strategy,
     simulated,
+    ...(graph.lazy ? { without_lazy: withoutLazy(runbook, graph) } : {}),
   };
 }

@@ -12,6 +12,7 @@ import {
   type Estimates,
   FETCH,
   type Graph,
+  LAZY_ATTACH_S,
 } from "../plan/graph.ts";
 import { IndexedHeap } from "../plan/heap.ts";
 import { locateProblems } from "../runbook/load.ts";
@@ -115,6 +116,19 @@ export function checkTimes(
   graph: Graph,
   except?: (i: number) => boolean,
 ): void {
+  const problems = untimed(runbook, graph, except);
+  if (problems.length) throw new SimulationError(locateProblems(runbook, problems));
+}
+
+/**
+ * What {@linkcode checkTimes} would report, not yet located in the runbook's text (locating a
+ * problem of each of 1,000 steps parses the text again: tens of ms).
+ */
+export function untimed(
+  runbook: Runbook,
+  graph: Graph,
+  except?: (i: number) => boolean,
+): Problem[] {
   const problems: Problem[] = [];
   runbook.steps.forEach((s, i) => {
     if (except?.(i)) return;
@@ -143,7 +157,7 @@ export function checkTimes(
       });
     }
   });
-  if (problems.length) throw new SimulationError(locateProblems(runbook, problems));
+  return problems;
 }
 
 /**
@@ -205,6 +219,8 @@ class FluidRun {
   readonly #events: IndexedHeap;
   /** 1 while a step waits for its approval. */
   readonly #approving: Uint8Array;
+  /** 1 while a lazy fetch is being attached (its stream does not move yet). */
+  readonly #attaching: Uint8Array;
   #now = 0;
 
   constructor(graph: Graph, scheduler: Scheduler, from?: SimulationStart, wait?: number) {
@@ -219,6 +235,7 @@ class FluidRun {
     this.#since = new Float64Array(n);
     this.#events = new IndexedHeap(n);
     this.#approving = new Uint8Array(n);
+    this.#attaching = new Uint8Array(graph.lazy ? n : 0);
   }
 
   /** Runs to the end; the recorder of what happened. */
@@ -250,6 +267,14 @@ class FluidRun {
       if (g.kind[i] === FETCH) this.#move(i, scheduler.share(i));
       return;
     }
+    if (this.#attaching[i]) {
+      // Attached: the steps that need it may start; its stream moves from now.
+      this.#attaching[i] = 0;
+      scheduler.attached(i);
+      this.#since[i] = this.#now;
+      this.#move(i, scheduler.share(i));
+      return;
+    }
     if (g.kind[i] === FETCH) {
       this.#left[i] = 0;
       this.#rate[i] = 0;
@@ -276,6 +301,13 @@ class FluidRun {
         this.#events.push(i, now + this.#wait!);
       } else if (d.type === "start" && g.kind[i] !== FETCH) {
         this.#events.push(i, now + (this.#from?.running.get(i) ?? g.duration[i]!));
+      } else if (d.type === "start" && g.lazy?.[i]) {
+        // A lazy fetch is attached LAZY_ATTACH_S after it starts; its stream waits till then.
+        this.#left[i] = Math.max(0, this.#left[i]! - this.#moved(i));
+        this.#since[i] = now;
+        this.#rate[i] = 0;
+        this.#attaching[i] = 1;
+        this.#events.push(i, now + LAZY_ATTACH_S);
       } else if (d.type === "share") {
         this.#left[i] = Math.max(0, this.#left[i]! - this.#moved(i));
         this.#since[i] = now;
@@ -286,7 +318,7 @@ class FluidRun {
 
   /** Fetch `f` moves at `share` from now (not while it waits for its approval: it keeps it). */
   #move(f: number, share: number): void {
-    const waits = this.#approving[f] === 1;
+    const waits = this.#approving[f] === 1 || this.#attaching[f] === 1;
     this.#rate[f] = waits ? 0 : share;
     if (waits) return;
     if (share > 0) this.#events.push(f, this.#now + Math.max(0, this.#left[f]!) / share);

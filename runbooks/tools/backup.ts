@@ -101,7 +101,10 @@ export function serve(dir: string, port: number): Deno.HttpServer {
     }
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.get("range") ?? "");
     if (!range) {
-      return new Response(file.readable, { headers: { "content-length": String(size) } });
+      // accept-ranges: clients that read a part at a time (nbdkit's curl plugin) look for it.
+      const headers = { "content-length": String(size), "accept-ranges": "bytes" };
+      if (req.method === "HEAD") file.close();
+      return new Response(req.method === "HEAD" ? null : file.readable, { headers });
     }
     const start = Number(range[1]),
       end = range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
@@ -118,6 +121,7 @@ export function serve(dir: string, port: number): Deno.HttpServer {
           const part = chunk.subarray(0, Math.min(left, chunk.length));
           left -= part.length;
           c.enqueue(part);
+          if (left <= 0) c.terminate(); // read no further than the range
         },
       }),
     );
@@ -125,6 +129,7 @@ export function serve(dir: string, port: number): Deno.HttpServer {
       status: 206,
       headers: {
         "content-length": String(end - start + 1),
+        "accept-ranges": "bytes",
         "content-range": `bytes ${start}-${end}/${size}`,
       },
     });

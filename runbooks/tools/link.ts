@@ -61,6 +61,9 @@ async function forward(client: Deno.Conn, target: number, link: Link): Promise<v
     client.close();
     return;
   }
+  // No Nagle: a request's or an answer's last small piece would otherwise wait for the peer's
+  // delayed ACK (about 40 ms a small read through the link, as a lazy fetch's demanded reads are).
+  for (const c of [client, upstream]) (c as Deno.TcpConn).setNoDelay(true);
   await Promise.all([pump(client, upstream, link), pump(upstream, client, link)]);
   for (const c of [client, upstream]) {
     try {

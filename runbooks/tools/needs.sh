@@ -3,12 +3,14 @@
 # PROGRAM is installed (on PATH, or a PostgreSQL program where tools/pg.sh finds it) and, with
 # --user NAME, when steps can run as NAME (`user:` needs root) and NAME can reach this directory;
 # else prints why not on one line and exits 1, and `thaw drill` skips the runbook with that reason.
+# --fuse: and this process can use FUSE (/dev/fuse opens for writing), as lazy fetches do.
 #
-#   tools/needs.sh [--user NAME] PROGRAM...
+#   tools/needs.sh [--user NAME] [--fuse] PROGRAM...
 set -u
 here=$(dirname "$0")
 missing=""
 user=""
+fuse=no
 while [ $# -gt 0 ]; do
   case $1 in
     --user)
@@ -16,6 +18,7 @@ while [ $# -gt 0 ]; do
       shift 2
       continue
       ;;
+    --fuse) fuse=yes ;;
     *) command -v "$1" >/dev/null 2>&1 || "$here/pg.sh" --bindir "$1" >/dev/null 2>&1 ||
       missing="$missing $1" ;;
   esac
@@ -23,6 +26,11 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$missing" ]; then
   echo "not installed:$missing"
+  exit 1
+fi
+if [ "$fuse" = yes ] && ! { [ -c /dev/fuse ] && [ -w /dev/fuse ]; }; then
+  echo "FUSE is not usable here: /dev/fuse is missing or not writable (modprobe fuse; in a" \
+    "container, run it with --device /dev/fuse)"
   exit 1
 fi
 [ -n "$user" ] || exit 0

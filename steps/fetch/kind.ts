@@ -10,6 +10,7 @@ import { z } from "zod";
 import { bandwidth, size, text } from "../../engine/runbook/schema_parts.ts";
 import type { FetchSource, FetchStep } from "../../engine/runbook/model.ts";
 import { closest } from "../../engine/runbook/suggest.ts";
+import { checkLazy } from "./lazy_check.ts";
 import {
   type CheckContext,
   type Located,
@@ -38,6 +39,13 @@ const fetch = z.strictObject({
     .meta({
       description: "Crosses no link (a local copy, a clone): not paced, not in link bounds",
     }),
+  lazy: z.boolean().optional()
+    .meta({
+      description: "Attach at once and fetch on demand, streaming the rest (revision 5; " +
+        "one file or image served with Range over HTTP; needs size)",
+    }),
+  writable: z.boolean().optional()
+    .meta({ description: "A lazy fetch the service may write to; its writes are kept" }),
 });
 
 type Fetch = z.infer<typeof fetch>;
@@ -89,6 +97,7 @@ function checkFetch(f: Fetch, onHost: boolean, ctx: CheckContext): void {
     const problem = sourceProblem(src);
     if (problem !== undefined) ctx.problem(path, "value", problem);
   });
+  checkLazy(f, onHost, ctx);
 }
 
 /**
@@ -148,6 +157,7 @@ export const fetchKind: StepKind<FetchStep, FetchSpec, FetchEffect> = {
       rate: ctx.bandwidth(["fetch", "rate"], f.rate),
       sha256: f.sha256,
       local: f.local ?? false,
+      ...(f.lazy ? { lazy: true, writable: f.writable ?? false } : {}),
     };
   },
 
@@ -171,12 +181,24 @@ export const fetchKind: StepKind<FetchStep, FetchSpec, FetchEffect> = {
       ...(step.sha256 !== undefined ? { sha256: step.sha256.toLowerCase() } : {}),
       ...(step.timeout !== undefined ? { timeoutMs: step.timeout * 1000 } : {}),
       ...(step.user !== undefined ? { user: step.user } : {}),
+      ...(step.lazy ? { lazy: { writable: step.writable ?? false } } : {}),
     };
   },
 
-  figures: (step) => ({ type: "data", bytes: step.size, rate: step.rate, local: step.local }),
+  figures: (step) => ({
+    type: "data",
+    bytes: step.size,
+    rate: step.rate,
+    local: step.local,
+    ...(step.lazy ? { lazy: true } : {}),
+  }),
 
   async execute(spec, ctx) {
+    if (spec.lazy) {
+      // Attached at `to`, streamed home; the volume is left served (see lazy/execute.ts).
+      const { executeLazy } = await import("./lazy/execute.ts");
+      return await executeLazy(spec, ctx) as FetchEffect;
+    }
     const { fetchData } = await import("./fetch.ts");
     return await fetchData(spec, {
       ...ctx,
