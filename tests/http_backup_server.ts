@@ -1,8 +1,9 @@
 /**
- * A real HTTP server on 127.0.0.1 for testing fetches: it serves the files of a directory, honours
- * `Range: bytes=N-` (206, or 416 past the end) and `If-Range`, and injects the faults of a flaky
- * backup tier on demand: a connection dropped after N body bytes (once), 503 answers, corrupt
- * bytes, Range requests ignored, or answers that start only after a delay.
+ * A real HTTP server on 127.0.0.1 (or another address of this host) for testing fetches: it
+ * serves the files of a directory, honours `Range: bytes=N-` (206, or 416 past the end) and
+ * `If-Range`, and injects the faults of a flaky backup tier on demand: a connection dropped after
+ * N body bytes (once), 503 answers, corrupt bytes, Range requests ignored, or answers that start
+ * only after a delay.
  *
  * Run it on its own (`deno run -A tests/http_backup_server.ts DIR`) to serve DIR from another
  * process: it prints its base URL on the first line of stdout and serves until killed.
@@ -57,7 +58,8 @@ export interface BackupServer {
 const CHUNK = 1 << 20;
 
 /**
- * Starts serving `dir` on 127.0.0.1 on a free port.
+ * Starts serving `dir` on 127.0.0.1 (or `options.hostname`, an address of this host: the URL
+ * then names it) on a free port.
  *
  * @example Serve a directory
  * ```ts ignore
@@ -67,7 +69,12 @@ const CHUNK = 1 << 20;
  * await server.close();
  * ```
  */
-export function startBackupServer(dir: string, faults: Faults = {}): BackupServer {
+export function startBackupServer(
+  dir: string,
+  faults: Faults = {},
+  options: { hostname?: string } = {},
+): BackupServer {
+  const hostname = options.hostname ?? "127.0.0.1";
   const requests: ServedRequest[] = [];
   let bytesSent = 0;
   const controller = new AbortController();
@@ -189,7 +196,7 @@ export function startBackupServer(dir: string, faults: Faults = {}): BackupServe
   };
 
   const server = Deno.serve({
-    hostname: "127.0.0.1",
+    hostname,
     port: 0,
     signal: controller.signal,
     onListen: () => {},
@@ -197,7 +204,7 @@ export function startBackupServer(dir: string, faults: Faults = {}): BackupServe
   }, handler);
   const port = server.addr.port;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://${hostname}:${port}/`,
     port,
     faults,
     requests,

@@ -1,8 +1,9 @@
 /**
  * A throwaway PostgreSQL cluster for tests: Debian's PostgreSQL (`/usr/lib/postgresql/N/bin`),
  * `initdb` in a temporary directory (as user `postgres` when the tests run as root: initdb
- * refuses root), listening on a free port of 127.0.0.1 with its Unix socket in that directory,
- * password login over TCP. One cluster per test file ({@link sharedCluster}), a database per
+ * refuses root), listening on a free port of 127.0.0.1 (or every IPv4 address, for a network
+ * {@link ClusterOptions.allowFrom} names) with its Unix socket in that directory, password login
+ * over TCP. One cluster per test file ({@link sharedCluster}), a database per
  * test ({@link PgCluster.createDatabase}); stopped and removed at the end, also when a test
  * fails (and when the process exits early).
  *
@@ -92,11 +93,21 @@ function freePort(): number {
   return l.addr.port;
 }
 
+/** How a cluster listens. */
+export interface ClusterOptions {
+  /**
+   * A network (CIDR, e.g. the takeover rig's network namespaces' "10.213.0.0/16") whose hosts
+   * may log in too (by password): the cluster then listens on every IPv4 address (0.0.0.0), and
+   * pg_hba.conf lets in this network besides 127.0.0.1. Default: 127.0.0.1 only.
+   */
+  allowFrom?: string;
+}
+
 /**
  * Starts a new cluster; throws when PostgreSQL is missing ({@link noPostgres}). The caller
  * stops it.
  */
-export async function startCluster(): Promise<PgCluster> {
+export async function startCluster({ allowFrom }: ClusterOptions = {}): Promise<PgCluster> {
   if (noPostgres) throw new Error(noPostgres);
   const dir = await Deno.makeTempDir({ prefix: "thaw-pg-" });
   const data = join(dir, "data");
@@ -130,10 +141,14 @@ export async function startCluster(): Promise<PgCluster> {
       "--locale=C",
       "--no-sync",
     ]);
+    if (allowFrom) {
+      const hba = `host all all ${allowFrom} scram-sha-256\n`;
+      await Deno.writeTextFile(join(data, "pg_hba.conf"), hba, { append: true });
+    }
     const options = [
       `-p ${port}`,
       `-k ${dir}`,
-      "-c listen_addresses=127.0.0.1",
+      `-c listen_addresses=${allowFrom ? "0.0.0.0" : "127.0.0.1"}`,
       "-c fsync=off",
       "-c synchronous_commit=off",
       "-c full_page_writes=off",
@@ -184,11 +199,12 @@ export async function startCluster(): Promise<PgCluster> {
 let shared: Promise<PgCluster> | undefined;
 
 /**
- * The test file's one cluster, started on first use. Register {@link stopSharedCluster} as the
- * file's last test (it also stops when the process exits).
+ * The test file's one cluster, started on first use (with the `options` of that first use).
+ * Register {@link stopSharedCluster} as the file's last test (it also stops when the process
+ * exits).
  */
-export function sharedCluster(): Promise<PgCluster> {
-  shared ??= startCluster();
+export function sharedCluster(options: ClusterOptions = {}): Promise<PgCluster> {
+  shared ??= startCluster(options);
   return shared;
 }
 

@@ -2,15 +2,25 @@
  * A drill taken over by a standby on another machine stops, at its end, only the services it can
  * reach: the process numbers engine-a recorded for its local services name processes on engine-a's
  * machine, and on the standby's they would be other processes. Played with the rig of
- * `takeover_rig.ts` (two UTS namespaces sharing one PID namespace, so the standby *could* reach
- * engine-a's service and must choose not to) on a throwaway PostgreSQL cluster.
+ * `takeover_rig.ts` (two UTS namespaces, and network namespaces where the rig can make them,
+ * sharing one PID namespace, so the standby *could* reach engine-a's service and must choose not
+ * to) on a throwaway PostgreSQL cluster.
  *
  * @module
  */
 import { equal, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { noPostgres, sharedCluster, stopSharedCluster } from "./pg_cluster.ts";
-import { alive, look, machine, noUnshare, poll, tookOverAt, workDir } from "./takeover_rig.ts";
+import {
+  alive,
+  look,
+  machine,
+  MACHINE_NET,
+  noUnshare,
+  poll,
+  tookOverAt,
+  workDir,
+} from "./takeover_rig.ts";
 
 const why = noPostgres ?? noUnshare;
 if (why) console.warn(`takeover_drill_test: ignored: ${why}`);
@@ -29,7 +39,7 @@ Deno.test({
   name: "thaw standby finishing a drill leaves alone the service another machine's engine started",
   ignore: why !== undefined,
   async fn() {
-    const url = await (await sharedCluster()).createDatabase();
+    const url = await (await sharedCluster({ allowFrom: MACHINE_NET })).createDatabase();
     const w = await workDir({ "rb.yaml": RUNBOOK });
     const store = await look(url);
     const standby = machine("standby-b", w.dir, url, ["standby"]);

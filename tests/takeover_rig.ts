@@ -1,9 +1,13 @@
 /**
  * The rig of the takeover tests and trials (`takeover_test.ts`, `bench/takeover_trials.ts`): two
  * "machines" sharing one PostgreSQL store, each a real `thaw` process in a UTS namespace of its
- * own (`unshare --uts`, so each sees another host name, as on two machines; the network is
- * shared: no network namespaces), the engine's death (`kill -9` of the engine and every process
- * it started, as when its machine dies) and its pause (SIGSTOP, SIGCONT of the engine alone).
+ * own (`unshare --uts`, so each sees another host name, as on two machines) and, where they can
+ * be made (root, iproute2), a network namespace of its own (`unshare --net`) linked to this host
+ * by a veth pair (`machine_net.ts`): the engines reach PostgreSQL and the backup server over a
+ * network link, at the host end's address, as two machines would. Without network namespaces
+ * the machines share the host's network (said once). Also: the engine's death (`kill -9` of the
+ * engine and every process it started, as when its machine dies) and its pause (SIGSTOP,
+ * SIGCONT of the engine alone).
  *
  * @module
  */
@@ -11,6 +15,9 @@ import { join } from "node:path";
 import { openStore } from "../engine/store/mod.ts";
 import type { KyselyStore } from "../engine/store/kysely_store.ts";
 import { childEnv, THAW_MAIN } from "./paths.ts";
+import { type Link, makeLink, noNetns, reachFrom } from "./machine_net.ts";
+
+export { MACHINE_NET, noNetns } from "./machine_net.ts";
 
 /** Why these tests cannot run here (they need root for `unshare --uts`), or undefined. */
 export const noUnshare: string | undefined = (() => {
@@ -28,26 +35,64 @@ export const noUnshare: string | undefined = (() => {
 export interface Machine {
   readonly host: string;
   readonly child: Deno.ChildProcess;
+  /** Where the machine reaches this host: its link's host end, or 127.0.0.1 (no netns). */
+  readonly hostAddress: string;
   /** Its stdout and stderr so far. */
   readonly out: () => string;
-  /** Its end: exit code (or signal) and all its output. */
+  /** Its end: exit code (or signal) and all its output (its link is gone by then). */
   readonly done: Promise<{ code: number; signal: Deno.Signal | null; text: string }>;
 }
 
-/** Starts `thaw ARGS --store URL` in `dir` on a "machine" named `host` (its own UTS namespace). */
+let warned = false;
+
+/** A link for a new machine, or undefined (said once) where there can be none. */
+function newLink(): Link | undefined {
+  if (noNetns === undefined) return makeLink();
+  if (!warned) console.warn(`takeover rig: machines share this host's network: ${noNetns}`);
+  warned = true;
+  return undefined;
+}
+
+const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+
+/**
+ * Starts `thaw ARGS --store URL` in `dir` on a "machine" named `host` (its own UTS namespace and,
+ * where it can be made, network namespace). `url` is as seen from this host (127.0.0.1); the
+ * machine gets it at its link's host end.
+ */
 export function machine(host: string, dir: string, url: string, args: string[]): Machine {
-  const thaw = [Deno.execPath(), "run", "--allow-all", THAW_MAIN, ...args, "--store", url];
-  const quoted = thaw.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
-  const child = new Deno.Command("unshare", {
-    args: ["--uts", "sh", "-c", `hostname ${host} && exec ${quoted}`],
-    cwd: dir,
-    clearEnv: true,
-    env: childEnv(),
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const link = newLink();
+  const hostAddress = link?.hostAddress ?? "127.0.0.1";
+  const store = reachFrom(url, hostAddress);
+  const thaw = [Deno.execPath(), "run", "--allow-all", THAW_MAIN, ...args, "--store", store];
+  // With a link: wait for the rig to move its end in (a line on stdin), set it up, run thaw.
+  const script = link
+    ? `hostname ${host} && read go && ${link.inside} && exec ${
+      thaw.map(quote).join(" ")
+    } </dev/null`
+    : `hostname ${host} && exec ${thaw.map(quote).join(" ")}`;
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("unshare", {
+      args: ["--uts", ...(link ? ["--net"] : []), "sh", "-c", script],
+      cwd: dir,
+      clearEnv: true,
+      env: childEnv(),
+      stdin: link ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    link?.remove();
+    throw e;
+  }
   let text = "";
+  const linked = link && plugIn(child, link).catch((e) => {
+    text += `takeover rig: ${(e as Error).message}\n`;
+    try {
+      child.kill("SIGKILL");
+    } catch { /* ended */ }
+  });
   const d = new TextDecoder();
   const pump = async (s: ReadableStream<Uint8Array>) => {
     for await (const chunk of s) text += d.decode(chunk, { stream: true });
@@ -55,10 +100,35 @@ export function machine(host: string, dir: string, url: string, args: string[]):
   const pumped = Promise.all([pump(child.stdout), pump(child.stderr)]);
   const done = (async () => {
     const status = await child.status;
+    await linked;
+    await link?.remove();
     await pumped;
     return { code: status.code, signal: status.signal, text };
   })();
-  return { host, child, out: () => text, done };
+  return { host, child, hostAddress, out: () => text, done };
+}
+
+/**
+ * Moves `link`'s machine end into the network namespace of `child` (`unshare --net`) once it
+ * has made it, then lets it go on (a line on its stdin).
+ */
+async function plugIn(child: Deno.ChildProcess, link: Link): Promise<void> {
+  const ours = Deno.readLinkSync("/proc/self/ns/net");
+  for (let i = 0;; i++) {
+    let theirs: string;
+    try {
+      theirs = Deno.readLinkSync(`/proc/${child.pid}/ns/net`);
+    } catch {
+      throw new Error(`process ${child.pid} ended before it had a network namespace`);
+    }
+    if (theirs !== ours) break;
+    if (i >= 1000) throw new Error(`process ${child.pid} made no network namespace in 10 s`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  link.moveTo(child.pid);
+  const w = child.stdin.getWriter();
+  await w.write(new TextEncoder().encode("go\n"));
+  await w.close();
 }
 
 /** Every process under `pid` (children first found through /proc), deepest last. */

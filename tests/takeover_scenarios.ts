@@ -1,6 +1,9 @@
 /**
  * The two takeover scenarios of contract revision 3, played for real on one PostgreSQL database
- * with the rig of `takeover_rig.ts`: an engine on "machine" engine-a, a standby on standby-b.
+ * with the rig of `takeover_rig.ts`: an engine on "machine" engine-a, a standby on standby-b,
+ * each in network namespaces of its own where the rig can make them (the backup server the kill
+ * scenario fetches from then listens on the standby's link's host end, which engine-a reaches
+ * through its own link).
  * Each returns what it saw; `problems` lists what was not clean (empty: a clean takeover).
  *
  * - {@link killTrial}: engine-a dies (`kill -9` of it and its processes) mid-run: a done step,
@@ -53,7 +56,13 @@ function told(e: unknown, engine: Machine, standby: Machine): Error {
 /** Starts the standby and waits until it stands by. */
 async function startStandby(dir: string, url: string): Promise<Machine> {
   const standby = machine("standby-b", dir, url, ["standby"]);
-  await poll(() => standby.out().includes("standing by on") || undefined, "the standby");
+  try {
+    await poll(() => standby.out().includes("standing by on") || undefined, "the standby");
+  } catch (e) {
+    killMachine(standby);
+    await standby.done;
+    throw new Error(`${(e as Error).message}\n--- standby-b said:\n${standby.out()}`);
+  }
   return standby;
 }
 
@@ -85,9 +94,19 @@ export async function killTrial(url: string): Promise<Trial> {
   const data = new Uint8Array(SIZE);
   for (let at = 0; at < SIZE; at += 65536) crypto.getRandomValues(data.subarray(at, at + 65536));
   const srv = await workDir({ "data.bin": data });
-  const server = startBackupServer(srv.dir, { stallAfter: STALL });
-  const w = await workDir({
-    "rb.yaml": `runbook: 1
+  const w = await workDir({});
+  const standby = await startStandby(w.dir, url).catch(async (e) => {
+    await srv.remove();
+    await w.remove();
+    throw e;
+  });
+  // Listening where both machines reach this host: the standby's link's host end.
+  const server = startBackupServer(srv.dir, { stallAfter: STALL }, {
+    hostname: standby.hostAddress,
+  });
+  await Deno.writeTextFile(
+    join(w.dir, "rb.yaml"),
+    `runbook: 1
 name: takeover-kill
 steps:
   - { id: first, idempotent: true, run: "echo first >> steps.log" }
@@ -97,10 +116,9 @@ steps:
   - { id: restore, needs: [first], run: "echo restore >> steps.log; until [ -e go ]; do sleep 0.1; done" }
   - { id: last, needs: [fetch-data, slow, restore], run: "echo last >> steps.log" }
 `,
-  });
+  );
   const log = join(w.dir, "steps.log");
   const store = await look(url);
-  const standby = await startStandby(w.dir, url);
   const engine = machine("engine-a", w.dir, url, ["run", "rb.yaml"]);
   const problems: string[] = [];
   let seen = "";

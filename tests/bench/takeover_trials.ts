@@ -13,14 +13,16 @@
  * ```
  *
  * Needs PostgreSQL (Debian's package) and root (`unshare --uts`: each engine sees its own host
- * name; no network namespaces). Listens on 127.0.0.1 only. Exits 1 unless every trial was clean
- * and took over within 10 s.
+ * name; with iproute2, `unshare --net` too: each engine reaches PostgreSQL and the backup server
+ * over a veth pair of its own, 10.213.K.2 to 10.213.K.1, else over the host's loopback). The
+ * cluster listens on 0.0.0.0 but lets in only 127.0.0.1 and 10.213.0.0/16. Exits 1 unless every
+ * trial was clean and took over within 10 s.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { noPostgres, startCluster } from "../pg_cluster.ts";
-import { noUnshare } from "../takeover_rig.ts";
+import { MACHINE_NET, noUnshare } from "../takeover_rig.ts";
 import { killTrial, stopTrial, type Trial } from "../takeover_scenarios.ts";
 
 const { values } = parseArgs({ args: Deno.args, options: { trials: { type: "string" } } });
@@ -31,7 +33,7 @@ if (why) {
   Deno.exit(2);
 }
 
-const cluster = await startCluster();
+const cluster = await startCluster({ allowFrom: MACHINE_NET });
 const trials: Trial[] = [];
 try {
   for (let i = 0; i < n; i++) {
