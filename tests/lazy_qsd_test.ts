@@ -165,6 +165,25 @@ Deno.test("stream() is held to its speed, setSpeed() changes it, and home leaves
   });
 });
 
+Deno.test("setSpeed(), pause() and resume() are harmless, when the stream ends under them", async () => {
+  await withFixture(async (f, volumes) => {
+    const vol = await LazyVolume.start(f.options());
+    volumes.push(vol);
+    await vol.stream(Infinity);
+    // As the engine does, changing the speed while the job may end at any moment: a command that
+    // reaches the daemon just after the job ended must not fail the fetch.
+    let calls = 0;
+    for (let k = 0; k < 2000 && (await vol.progress()).state !== "home"; k++) {
+      await vol.setSpeed(k % 3 === 0 ? 0 : 64 * MiB + k);
+      await vol.pause();
+      await vol.resume();
+      calls += 3;
+    }
+    assert.equal(await vol.waitHome(10_000), true, `after ${calls} calls`);
+    await vol.setSpeed(MiB); // after home: nothing to change, no error
+  });
+});
+
 /** nbdkit serving `file` read-only on a unix socket, logging each request to `log`. */
 async function nbdkitLogged(file: string, socket: string, log: string) {
   const child = new Deno.Command("nbdkit", {

@@ -23,7 +23,7 @@
 import { join } from "node:path";
 import { killGroup } from "../../process/process.ts";
 import type { Group } from "../../process/process.ts";
-import { QmpClient, type QmpEvent } from "./qmp.ts";
+import { QmpClient, QmpError, type QmpEvent } from "./qmp.ts";
 import { daemonArgs, nbdUri, NODES, type VolumeExport } from "./qsd_args.ts";
 import {
   checkFuse,
@@ -245,7 +245,7 @@ export class LazyVolume {
     if (!this.#running()) return;
     if (bps > 0) {
       const speed = Number.isFinite(bps) ? Math.round(bps) : 0;
-      await this.#qmp.execute("block-job-set-speed", { device: JOB, speed });
+      if (!await this.#job("block-job-set-speed", { device: JOB, speed })) return;
     }
     await this.#applyPause();
   }
@@ -370,10 +370,35 @@ export class LazyVolume {
   async #applyPause(): Promise<void> {
     const want = this.#zeroShare || this.#userPaused;
     if (want === this.#pausedByUs) return;
-    await this.#qmp.execute(want ? "block-job-pause" : "block-job-resume", { device: JOB });
+    if (!await this.#job(want ? "block-job-pause" : "block-job-resume", { device: JOB })) return;
     this.#pausedByUs = want;
   }
+
+  /**
+   * A command to the stream's job: false when the job had already ended (it may end while the
+   * command is on its way, and the daemon then knows no such job: its end event follows).
+   */
+  async #job(command: string, args: Record<string, unknown>): Promise<boolean> {
+    try {
+      await this.#qmp.execute(command, args);
+      return true;
+    } catch (e) {
+      if (!(e instanceof QmpError) || e.errorClass !== "DeviceNotActive") throw e;
+      let wake = () => {};
+      const ended = new Promise<void>((resolve) => this.#endWaiters.add(wake = resolve));
+      try {
+        if (!this.#ended) await within(ended, JOB_END_WAIT_MS);
+      } finally {
+        this.#endWaiters.delete(wake);
+      }
+      if (!this.#ended) throw e;
+      return false;
+    }
+  }
 }
+
+/** How long a command to a job that is gone waits for the job's end event before it fails. */
+const JOB_END_WAIT_MS = 2000;
 
 /** What `promise` resolves to, or undefined once `ms` have passed first. */
 async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
