@@ -27,6 +27,20 @@ function memoryServer(dir: string, size: string) {
   );
 }
 
+/** A temp dir with `nbdkit memory SIZE` on `m.sock` in it; both gone when disposed. */
+async function memoryFixture(size: string, mode?: number) {
+  const dir = await Deno.makeTempDir({ prefix: "thaw-fuse-" });
+  if (mode !== undefined) await Deno.chmod(dir, mode);
+  const server = await memoryServer(dir, size);
+  return {
+    dir,
+    async [Symbol.asyncDispose]() {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
 /** The export's bytes, copied out with nbdcopy. */
 async function exportBytes(dir: string): Promise<Uint8Array> {
   const out = await new Deno.Command("nbdcopy", {
@@ -41,8 +55,8 @@ Deno.test({
   name: "mountFile() presents a writable export as a file whose writes reach the server",
   ignore: ignore || !findProgram("nbdcopy", PATH),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "thaw-fuse-" });
-    const server = await memoryServer(dir, "1M");
+    await using fx = await memoryFixture("1M");
+    const dir = fx.dir;
     let mounted;
     try {
       const file = `${dir}/restore/vol.img`;
@@ -78,8 +92,6 @@ Deno.test({
       assert.equal(bytes.subarray(0, 12345).some((b) => b !== 0), false);
     } finally {
       await mounted?.stop();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
@@ -88,9 +100,8 @@ Deno.test({
   name: "mountFile() with allowOther lets another user (nobody) write the file; without, not",
   ignore: ignore || Deno.uid() !== 0 || !findProgram("setpriv", PATH),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "thaw-fuse-" });
-    await Deno.chmod(dir, 0o755);
-    const server = await memoryServer(dir, "1M");
+    await using fx = await memoryFixture("1M", 0o755);
+    const dir = fx.dir;
     let mounted;
     // dd as nobody: writes "nobody" at byte 4096 of the file; its exit code and stderr.
     const asNobody = async (file: string) => {
@@ -123,8 +134,6 @@ Deno.test({
       assert.equal(new TextDecoder().decode(bytes.subarray(4096, 4102)), "nobody");
     } finally {
       await mounted?.stop();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
@@ -133,8 +142,8 @@ Deno.test({
   name: "mountFile() mounts read-only by default, and refuses a file that holds data",
   ignore,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "thaw-fuse-" });
-    const server = await memoryServer(dir, "64K");
+    await using fx = await memoryFixture("64K");
+    const dir = fx.dir;
     let mounted;
     try {
       await Deno.writeTextFile(`${dir}/taken`, "a restored file");
@@ -161,8 +170,6 @@ Deno.test({
       assert.equal((await Deno.stat(`${dir}/ro`)).size, 0);
     } finally {
       await mounted?.stop();
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
@@ -171,8 +178,8 @@ Deno.test({
   name: "mountFile() clears the dead mount an nbdfuse killed with -9 left, and mounts again",
   ignore,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "thaw-fuse-" });
-    const server = await memoryServer(dir, "64K");
+    await using fx = await memoryFixture("64K");
+    const dir = fx.dir;
     let mounted;
     try {
       const file = `${dir}/vol`;
@@ -188,8 +195,6 @@ Deno.test({
       if (mountedAt(`${dir}/vol`) !== undefined) {
         await new Deno.Command("fusermount3", { args: ["-u", "-z", `${dir}/vol`] }).output();
       }
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
