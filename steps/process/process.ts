@@ -13,7 +13,7 @@ import { bornInCgroups, stopCgroupOf, withinCgroup, withinCgroupAsync } from "./
 import { loggedArgv } from "../run/service.ts";
 import type { Spawned } from "../types.ts";
 import { existsNative } from "./exists_native.ts";
-import { type NativeSpawner, nativeSpawner } from "./spawn_native.ts";
+import { type NativeOptions, type NativeSpawner, nativeSpawner } from "./spawn_native.ts";
 import { placedArgv, placesItself } from "./self_place.ts";
 import { asUser } from "./user.ts";
 
@@ -53,7 +53,8 @@ function commandLine(
   let argv = [shell, "-c", command];
   let env = { ...options.env };
   if (options.user !== undefined) ({ argv, env } = asUser(argv, env, options.user));
-  if (options.log !== undefined) argv = loggedArgv(argv, options.log);
+  // The native spawner opens the log itself; elsewhere a shell does, then runs the command.
+  if (options.log !== undefined && !nativeSpawner()) argv = loggedArgv(argv, options.log);
   return { argv, env };
 }
 
@@ -169,8 +170,7 @@ export async function spawnGroupAsync(
     const native = await spawner.spawnAsync(procs ? placedArgv(argv, procs) : argv, {
       cwd: options.cwd,
       env,
-      stdout: options.stdout,
-      stderr: options.stderr,
+      ...outputOf(options),
     });
     const { pid, status, drained } = native;
     return { pid, pgid: pid, status, drained, closeOutput: () => native.closeOutput() };
@@ -197,6 +197,14 @@ function checkShell(
   }
 }
 
+/** Where the native spawner sends a group's output: its log file, else the sinks given. */
+function outputOf(
+  options: SpawnOptions,
+): Pick<NativeOptions, "output" | "stdout" | "stderr"> {
+  if (options.log !== undefined) return { output: options.log };
+  return { stdout: options.stdout, stderr: options.stderr };
+}
+
 /** Starts the group; in cgroup `cgroupFd` if given (only where the native spawner can). */
 function spawnInGroup(
   shell: string,
@@ -215,8 +223,7 @@ function spawnInGroup(
   const native = spawner?.spawn(argv, {
     cwd: options.cwd,
     env,
-    stdout: options.stdout,
-    stderr: options.stderr,
+    ...outputOf(options),
     cgroupFd,
   });
   if (native) {

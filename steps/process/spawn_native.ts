@@ -2,7 +2,9 @@
  * Starting a step's command as the leader of a new session and process group without an extra
  * program: glibc's `posix_spawn` with `POSIX_SPAWN_SETSID`, called through Deno's FFI; the exit
  * status comes from `waitpid` and the output from `poll` on worker threads, `read` once data is
- * there.
+ * there. A command whose output goes to a file ({@linkcode NativeOptions.output}: the child opens
+ * it, no wrapper shell) or nowhere is waited for by `SIGCHLD` (`reaper.ts`): a service holds no
+ * worker thread while it runs.
  *
  * Going through `setsid(1)` instead costs a second exec per step (dynamic loading, locale files,
  * a `PATH` search): about half a millisecond of CPU, as much as the step's own `sh -c true`.
@@ -72,6 +74,12 @@ export interface NativeOptions {
   /** Receives stderr (to `/dev/null` when absent); what it throws is ignored. */
   readonly stderr?: ((chunk: Uint8Array) => void) | undefined;
   /**
+   * Append stdout and stderr to this file instead (created readable by its owner only), opened
+   * by the child before its program runs: nothing is piped through the engine, so the command
+   * outlives it, and its exit is waited for without a worker thread (`reaper.ts`).
+   */
+  readonly output?: string | undefined;
+  /**
    * Start the command inside this cgroup (a directory fd from
    * {@linkcode NativeSpawner.openDirectory}); only where {@linkcode NativeSpawner.placesInCgroups}.
    */
@@ -127,6 +135,8 @@ const POSIX_SPAWN_SETSIGMASK = 0x08;
 const POSIX_SPAWN_SETSID = 0x80;
 const POSIX_SPAWN_SETCGROUP = 0x100;
 const O_RDONLY = 0, O_DIRECTORY = 0o200000, O_CLOEXEC = 0o2000000;
+/** `O_WRONLY | O_CREAT | O_APPEND`. */
+const O_APPEND_CREATE = 0o1 | 0o100 | 0o2000;
 const ENOENT = 2, EACCES = 13, ENOTDIR = 20;
 
 const encoder = new TextEncoder();
@@ -310,7 +320,13 @@ class Spawner implements NativeSpawner {
     const pipes: number[] = [];
     const fds = this.#fds;
     const sinks: ((chunk: Uint8Array) => void)[] = [];
+    const output = options.output === undefined ? undefined : cString(options.output);
+    if (output) {
+      c.posix_spawn_file_actions_addopen(actions, 1, output.bytes, O_APPEND_CREATE, 0o600);
+      c.posix_spawn_file_actions_adddup2(actions, 1, 2);
+    }
     for (const [fd, sink] of [[1, options.stdout], [2, options.stderr]] as const) {
+      if (output) break;
       if (!sink) {
         c.posix_spawn_file_actions_addopen(actions, fd, devNull, 1, 0);
         continue;
@@ -342,9 +358,10 @@ class Spawner implements NativeSpawner {
         const reads = pipes.filter((_, i) => i % 2 === 0);
         if (rc !== 0) {
           reads.forEach((fd) => c.close(fd));
+          if (options.output !== undefined) checkOutput(options.output);
           throw spawnError(rc, argv[0]!);
         }
-        keep(args, env, cwd);
+        keep(args, env, cwd, output);
         return new Watch(this.#c, pid, reads.map((fd, i) => new Output(fd, sinks[i]!)));
       },
     };
@@ -358,6 +375,15 @@ interface Prepared {
   ): readonly [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
   /** Takes `posix_spawn`'s result: the child, watched, or the error it reported. */
   finish(rc: number): NativeChild;
+}
+
+/** Throws what keeps `path` from being opened for the output, if that is why a spawn failed. */
+function checkOutput(path: string): void {
+  try {
+    Deno.openSync(path, { append: true, create: true, mode: 0o600 }).close();
+  } catch (e) {
+    throw new Error(`cannot open the log ${path}: ${(e as Error).message}`);
+  }
 }
 
 /** Keeps the C strings of a spawn alive until it returned (the cache may drop them meanwhile). */

@@ -1,13 +1,15 @@
 /**
  * Watching a command started by `spawn_native.ts`: its exit (a pidfd, else `waitpid`) and its
  * output pipes, in one `poll` on a worker thread of Deno's FFI, the pipes read once data is
- * there.
+ * there. A command with no pipe to read (its output goes to a file or nowhere) is waited for by
+ * `SIGCHLD` instead (`reaper.ts`), with no worker thread.
  *
  * @module
  */
 
 import type { ExitStatus } from "./process.ts";
 import type { NativeChild } from "./spawn_native.ts";
+import { reap } from "./reaper.ts";
 
 /** The libc functions a {@linkcode Watch} calls (bound by `spawn_native.ts`). */
 export interface WatchLibc {
@@ -101,6 +103,12 @@ export class Watch implements NativeChild {
     this.#outputs = outputs;
     this.drained = Promise.all(outputs.map((o) => o.ended)).then(() => {});
     this.#closed = new Promise((resolve) => this.#outputsClosed = resolve);
+    if (outputs.length === 0) {
+      // Nothing to read: SIGCHLD tells of the exit, no worker thread (reaper.ts).
+      this.#outputsClosed();
+      this.status = reap(pid, c.waitpid_now);
+      return;
+    }
     const pidfd = c.pidfd_open?.(pid, 0) ?? -1;
     if (pidfd >= 0) {
       this.status = new Promise((resolve) => this.#exited = resolve);
