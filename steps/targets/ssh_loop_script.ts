@@ -33,7 +33,9 @@
  * subshells that watched them end, so that the session can close). Every monitor is in the
  * loop's process group (sshd made the loop a session leader): one `kill -URG 0` tells them all.
  * SIGURG, whose default is to be ignored: a command's process that has not yet left the group
- * (between its fork and `setsid`) must not die of it, a service least of all.
+ * (between its fork and `setsid`) must not die of it, a service least of all. A loop killed by
+ * SIGKILL cannot remove its directory: the next loop of the same user on that host does (each
+ * loop writes its pid there).
  *
  * @module
  */
@@ -179,6 +181,18 @@ const REQUEST = [
   "}",
 ];
 
+/**
+ * Before the loop makes its directory: the directories of this user's loops that are gone
+ * (killed by SIGKILL, which no trap sees) are removed. A loop writes its pid in its directory;
+ * one without a pid file, or whose pid runs, is left alone.
+ */
+const SWEEP = [
+  'for o in "${TMPDIR:-/tmp}"/thaw-loop.*; do',
+  '  [ -O "$o" ] && [ -f "$o/pid" ] || continue',
+  '  p=$(cat "$o/pid" 2>/dev/null) && [ -n "$p" ] && ! kill -0 "$p" 2>/dev/null && rm -rf "$o"',
+  "done",
+];
+
 /** When stdin closes: every monitor is told (services live on), the directory removed. */
 const END = [
   "kill -URG 0 2>/dev/null",
@@ -194,7 +208,9 @@ export function loopProgram(nonce: string, graceS: number): string {
   return [
     "exec 3>&2",
     `R="$(printf '\\036')${nonce} " G=${Math.max(0, Math.ceil(graceS))} N=0 Z=`,
+    ...SWEEP,
     'D=$(mktemp -d "${TMPDIR:-/tmp}/thaw-loop.XXXXXXXX") || exit 1',
+    'echo $$ >"$D/pid"',
     "ME=$(id -un) MEID=$(id -u) SH=$(command -v sh) SETSID=$(command -v setsid)",
     ': "${SH:=sh}" "${SETSID:=setsid}"',
     "NL='\n'",
