@@ -102,3 +102,58 @@ Deno.test({
     );
   },
 });
+
+/** A sink that counts and keeps what it is given. */
+function collect(): { sink: (chunk: Uint8Array) => void; text: () => string; bytes: () => number } {
+  let text = "", bytes = 0;
+  const decoder = new TextDecoder();
+  return {
+    sink: (chunk) => {
+      bytes += chunk.length;
+      text += decoder.decode(chunk, { stream: true });
+    },
+    text: () => text,
+    bytes: () => bytes,
+  };
+}
+
+Deno.test({
+  name: "nativeSpawner().spawn() hands over a short command's output, when it exits at once",
+  ignore,
+  fn: async () => {
+    // Read when SIGCHLD says it exited: no worker thread polled these pipes.
+    for (let i = 0; i < 20; i++) {
+      const out = collect(), err = collect();
+      const child = native!.spawn(["sh", "-c", `echo out ${i}; echo err ${i} >&2; exit ${i % 3}`], {
+        cwd: "/",
+        env: { PATH },
+        stdout: out.sink,
+        stderr: err.sink,
+      });
+      assert.equal((await child.status).code, i % 3);
+      await child.drained;
+      await child.closeOutput();
+      assert.equal(out.text(), `out ${i}\n`);
+      assert.equal(err.text(), `err ${i}\n`);
+    }
+  },
+});
+
+Deno.test({
+  name: "nativeSpawner().spawn() passes a burst larger than a pipe, when written before polling",
+  ignore,
+  fn: async () => {
+    // 1 MB at once: the command waits on a full pipe until its pipes are polled (LAZY_MS).
+    const out = collect();
+    const child = native!.spawn(["sh", "-c", "head -c 1000000 /dev/zero; echo end >&2"], {
+      cwd: "/",
+      env: { PATH },
+      stdout: out.sink,
+      stderr: () => {},
+    });
+    assert.equal((await child.status).code, 0);
+    await child.drained;
+    await child.closeOutput();
+    assert.equal(out.bytes(), 1_000_000);
+  },
+});

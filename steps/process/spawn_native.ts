@@ -1,10 +1,10 @@
 /**
  * Starting a step's command as the leader of a new session and process group without an extra
  * program: glibc's `posix_spawn` with `POSIX_SPAWN_SETSID`, called through Deno's FFI; the exit
- * status comes from `waitpid` and the output from `poll` on worker threads, `read` once data is
- * there. A command whose output goes to a file ({@linkcode NativeOptions.output}: the child opens
- * it, no wrapper shell) or nowhere is waited for by `SIGCHLD` (`reaper.ts`): a service holds no
- * worker thread while it runs.
+ * status comes from `waitpid` once `SIGCHLD` says so (`reaper.ts`: no worker thread waits for an
+ * exit), the output from `poll` and `read` (`spawn_watch.ts`: on a worker thread once the command
+ * has run 20 ms). A command whose output goes to a file ({@linkcode NativeOptions.output}: the
+ * child opens it, no wrapper shell) or nowhere holds no worker thread at all.
  *
  * Going through `setsid(1)` instead costs a second exec per step (dynamic loading, locale files,
  * a `PATH` search): about half a millisecond of CPU, as much as the step's own `sh -c true`.
@@ -120,11 +120,8 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   /** The same with a zero timeout: what is ready now, no worker thread. */
   poll_now: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
-  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
   /** The same, for a child known to have exited (`WNOHANG`): no worker thread. */
   waitpid_now: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
-  /** glibc 2.36: an fd that polls readable once the process has exited. */
-  pidfd_open: { parameters: ["i32", "u32"], result: "i32", optional: true },
 } as const;
 
 type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -1,8 +1,7 @@
 /**
- * Watching a command started by `spawn_native.ts`: its exit (a pidfd, else `waitpid`) and its
- * output pipes, in one `poll` on a worker thread of Deno's FFI, the pipes read once data is
- * there. A command with no pipe to read (its output goes to a file or nowhere) is waited for by
- * `SIGCHLD` instead (`reaper.ts`), with no worker thread.
+ * Watching a command started by `spawn_native.ts`: its exit by `SIGCHLD` (`reaper.ts`), its
+ * output pipes by `poll` (on a worker thread of Deno's FFI once it has run a while), read once
+ * data is there.
  *
  * @module
  */
@@ -19,21 +18,19 @@ export interface WatchLibc {
   poll(fds: Uint8Array, n: bigint, ms: number): Promise<number>;
   /** `poll` on this thread (used with a zero timeout). */
   poll_now(fds: Uint8Array, n: bigint, ms: number): number;
-  /** `waitpid` on a worker thread. */
-  waitpid(pid: number, status: Uint8Array, options: number): Promise<number>;
   /** `waitpid` on this thread (used with `WNOHANG`). */
   waitpid_now(pid: number, status: Uint8Array, options: number): number;
-  readonly pidfd_open: ((pid: number, flags: number) => number) | null;
 }
 
 const POLLIN = 0x1, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20;
-const WNOHANG = 1;
 /** How often a poll comes back to see whether its reader was cancelled (ms). */
 const POLL_MS = 100;
+/** How long a child runs before a worker thread polls its pipes (ms); sooner, read at its exit. */
+export const LAZY_MS = 20;
 const CHUNK = 65536;
 /** Where every read lands first (reads are synchronous, each chunk is copied out at once). */
 const chunk = new Uint8Array(CHUNK);
-/** `pollfd` arrays for a child's pipes and pidfd (three at most), reused once a watch ended. */
+/** `pollfd` arrays for a child's pipes (two at most), reused once a watch ended. */
 const pollBuffers: { poll: Uint8Array; view: DataView }[] = [];
 function newPollBuffer(): { poll: Uint8Array; view: DataView } {
   const poll = new Uint8Array(128);
@@ -83,8 +80,11 @@ export function decode(word: number): ExitStatus {
 }
 
 /**
- * Watches a child: its outputs and its exit, in one `poll` on a worker thread where the system
- * has pidfds (one wake-up per step when it exits), else `waitpid` on a worker thread of its own.
+ * Watches a child: its exit by `SIGCHLD` (`reaper.ts`, no worker thread), and its output pipes.
+ * The pipes are polled on a worker thread only once the child has run {@linkcode LAZY_MS}: a
+ * command that ends sooner (most checks, probes and small steps) has its output read at once when
+ * it exits, with no thread hand-over at all. Either way its output is read as it comes after that
+ * (a pipe holds 64 KiB: a command writing more in its first milliseconds waits that long once).
  */
 export class Watch implements NativeChild {
   readonly pid: number;
@@ -94,8 +94,9 @@ export class Watch implements NativeChild {
   readonly #closed: Promise<void>;
   readonly #c: WatchLibc;
   readonly #outputs: Output[];
-  #exited: (status: ExitStatus) => void = () => {};
   #outputsClosed: () => void = () => {};
+  /** Whether a worker thread polls the pipes (from then on it alone closes them). */
+  #pumping = false;
 
   constructor(c: WatchLibc, pid: number, outputs: Output[]) {
     this.#c = c;
@@ -104,111 +105,127 @@ export class Watch implements NativeChild {
     this.drained = Promise.all(outputs.map((o) => o.ended)).then(() => {});
     this.#closed = new Promise((resolve) => this.#outputsClosed = resolve);
     if (outputs.length === 0) {
-      // Nothing to read: SIGCHLD tells of the exit, no worker thread (reaper.ts).
       this.#outputsClosed();
       this.status = reap(pid, c.waitpid_now);
       return;
     }
-    const pidfd = c.pidfd_open?.(pid, 0) ?? -1;
-    if (pidfd >= 0) {
-      this.status = new Promise((resolve) => this.#exited = resolve);
-      void this.#pump(pidfd);
-    } else {
-      this.status = this.#wait();
-      void this.#pump(-1);
-    }
+    const timer = setTimeout(() => this.#startPump(), LAZY_MS);
+    this.status = reap(pid, c.waitpid_now).then((status) => {
+      clearTimeout(timer);
+      // What it wrote is in the pipes; a pipe still open is held by a process it left behind.
+      if (!this.#pumping && !this.#drainNow()) this.#startPump();
+      return status;
+    });
   }
 
   closeOutput(): Promise<void> {
     for (const o of this.#outputs) o.cancel();
+    if (!this.#pumping) this.#closeAll();
     return this.#closed;
   }
 
-  /** Waits for the child on a worker thread. */
-  async #wait(): Promise<ExitStatus> {
-    const word = new Int32Array(1);
-    for (let tries = 0;; tries++) {
-      const r = await this.#c.waitpid(this.pid, new Uint8Array(word.buffer), 0);
-      if (r === this.pid) return decode(word[0]!);
-      // -1: interrupted (try again), or not our child any more (nothing to learn).
-      if (tries > 1000) return { code: 255, signal: null };
-      await new Promise((resolve) => setTimeout(resolve, tries < 10 ? 0 : 10));
+  /** Closes every pipe still open (no worker thread reads them). */
+  #closeAll(): void {
+    for (const o of this.#outputs) {
+      if (o.closed) continue;
+      o.end();
+      this.#c.close(o.fd);
+      o.closed = true;
     }
+    this.#outputsClosed();
   }
 
-  /** Reaps the child once its pidfd said it exited; false if it is not reaped yet. */
-  #reap(): boolean {
-    const word = new Int32Array(1);
-    const r = this.#c.waitpid_now(this.pid, new Uint8Array(word.buffer), WNOHANG);
-    if (r === 0) return false;
-    this.#exited(r === this.pid ? decode(word[0]!) : { code: 255, signal: null });
-    return true;
+  #startPump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    void this.#pump();
   }
 
   /**
-   * Reads `fds` into `outputs` until each ends or its reader cancels, and watches `pidfd` until
-   * the child exits.
+   * Reads what the pipes hold until each is at its end, without waiting (the child has exited);
+   * false if a pipe has nothing to read yet is not at its end (another process holds it).
    */
-  async #pump(pidfd: number): Promise<void> {
+  #drainNow(): boolean {
+    const c = this.#c;
+    const { poll, view } = pollBuffers.pop() ?? newPollBuffer();
+    try {
+      let open = this.#outputs.filter((o) => !o.closed);
+      while (open.length) {
+        setPollFds(view, open);
+        if (c.poll_now(poll, BigInt(open.length), 0) <= 0) return false;
+        open = open.filter((o, i) => !this.#readReady(o, view.getInt16(8 * i + 6, true)));
+      }
+      this.#outputsClosed();
+      return true;
+    } finally {
+      if (pollBuffers.length < 16) pollBuffers.push({ poll, view });
+    }
+  }
+
+  /** Reads `o` once if `revents` says so; true once it is at its end and closed. */
+  #readReady(o: Output, revents: number): boolean {
+    if ((revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) === 0) return false;
+    const n = Number(this.#c.read(o.fd, chunk, BigInt(CHUNK)));
+    if (n > 0) {
+      o.push(chunk.slice(0, n));
+      return false;
+    }
+    o.end();
+    this.#c.close(o.fd);
+    o.closed = true;
+    return true;
+  }
+
+  /** Reads the pipes on a worker thread until each ends or its reader cancels. */
+  async #pump(): Promise<void> {
     // Off the JS heap (over 64 bytes): a worker thread writes into it while the engine goes on.
     const { poll, view } = pollBuffers.pop() ?? newPollBuffer();
     try {
-      await this.#watch(pidfd, poll, view);
+      await this.#watch(poll, view);
     } finally {
       if (pollBuffers.length < 16) pollBuffers.push({ poll, view });
     }
   }
 
   /** The loop of {@linkcode Watch.#pump}, polling through `poll`. */
-  async #watch(pidfd: number, poll: Uint8Array, view: DataView): Promise<void> {
+  async #watch(poll: Uint8Array, view: DataView): Promise<void> {
     const c = this.#c;
-    const open = this.#outputs.map((out) => ({ fd: out.fd, out: out as Output | undefined }));
-    if (pidfd >= 0) open.push({ fd: pidfd, out: undefined });
+    let open = this.#outputs.filter((o) => !o.closed);
     for (;;) {
-      for (let i = open.length - 1; i >= 0; i--) {
-        if (!open[i]!.out?.cancelled) continue;
-        open[i]!.out!.end();
-        c.close(open[i]!.fd);
-        open.splice(i, 1);
+      for (const o of open) {
+        if (!o.cancelled || o.closed) continue;
+        o.end();
+        c.close(o.fd);
+        o.closed = true;
       }
-      const reading = open.some((o) => o.out !== undefined);
-      if (!reading) this.#outputsClosed();
-      if (!open.length) return;
-      open.forEach(({ fd }, i) => {
-        view.setInt32(8 * i, fd, true);
-        view.setInt16(8 * i + 4, POLLIN, true);
-        view.setInt16(8 * i + 6, 0, true);
-      });
-      // Only the exit left to see: no reader to check on as often.
-      const ms = reading ? POLL_MS : 10 * POLL_MS;
+      open = open.filter((o) => !o.closed);
+      if (!open.length) {
+        this.#outputsClosed();
+        return;
+      }
+      setPollFds(view, open);
       // What is ready already (the pipes' ends, just after the exit) costs no worker thread.
       const n = BigInt(open.length);
-      if (c.poll_now(poll, n, 0) <= 0 && await c.poll(poll, n, ms) <= 0) continue;
-      for (let i = open.length - 1; i >= 0; i--) {
-        if ((view.getInt16(8 * i + 6, true) & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) === 0) {
-          continue;
-        }
-        const { fd, out } = open[i]!;
-        if (out === undefined) {
-          if (!this.#reap()) continue;
-        } else {
-          const n = Number(c.read(fd, chunk, BigInt(CHUNK)));
-          if (n > 0) {
-            out.push(chunk.slice(0, n));
-            continue;
-          }
-          out.end();
-        }
-        c.close(fd);
-        open.splice(i, 1);
-      }
+      if (c.poll_now(poll, n, 0) <= 0 && await c.poll(poll, n, POLL_MS) <= 0) continue;
+      open = open.filter((o, i) => !this.#readReady(o, view.getInt16(8 * i + 6, true)));
     }
   }
+}
+
+/** Fills `view`'s `pollfd` array with the fds of `outputs`, asking for input. */
+function setPollFds(view: DataView, outputs: readonly Output[]): void {
+  outputs.forEach(({ fd }, i) => {
+    view.setInt32(8 * i, fd, true);
+    view.setInt16(8 * i + 4, POLLIN, true);
+    view.setInt16(8 * i + 6, 0, true);
+  });
 }
 
 /** One output of a command: its pipe, where its bytes go, whether it ended. */
 export class Output {
   cancelled = false;
+  /** Its pipe is closed (read to its end, or given up). */
+  closed = false;
   readonly ended: Promise<void>;
   readonly fd: number;
   readonly #sink: (chunk: Uint8Array) => void;
