@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { UsageError } from "../runbook/errors.ts";
 import { checkEnv } from "../runbook/env_check.ts";
@@ -13,7 +12,6 @@ import { historyEstimates } from "../plan/history.ts";
 import { runLive } from "../live/loop.ts";
 import type { LeaseOptions } from "../live/lease.ts";
 import { checkUsers } from "../live/user_check.ts";
-import { LiveAlerts } from "../notify/live_alerts.ts";
 import { renderChanges, TerminalView } from "./live_view.ts";
 import type { Runbook, Strategy } from "../runbook/model.ts";
 import { newRunId, type Report } from "../schedule/report.ts";
@@ -53,7 +51,7 @@ export async function liveRun(
 ): Promise<Report> {
   checkUsers(rb); // `user:` names a user this machine has, and thaw may become: exit 2 if not
   checkEnv(rb, Deno.env.toObject()); // an unset ${{ env.X }} is refused before the run exists
-  const sha = createHash("sha256").update(rb.text).digest("hex");
+  const sha = await sha256Hex(rb.text);
   if (resume && resume.fileSha256 !== sha) {
     throw new UsageError(
       `${rb.file} changed since run ${resume.id} started; resume needs the runbook as it was ` +
@@ -64,16 +62,19 @@ export async function liveRun(
   const run = resume?.id ?? newRunId();
   const logs = new StepLogs(join(logRoot, run));
   // `notify:` resolved before anything runs (an address that is no URL is exit 2).
-  const alerts = LiveAlerts.open({
-    runbook: rb,
-    run,
-    logDir: logs.dir,
-    stderr: ctx.stderr,
-    strategy: flags.strategy,
-    estimates,
-    page: flags.listening && `${flags.listening}/runs/${encodeURIComponent(run)}/page`,
-    ...(resume && rb.notify.length ? { history: await store.stepEvents(run) } : {}),
-  });
+  // Loaded only for a runbook that notifies (a few ms of start-up otherwise).
+  const alerts = rb.notify.length === 0
+    ? undefined
+    : (await import("../notify/live_alerts.ts")).LiveAlerts.open({
+      runbook: rb,
+      run,
+      logDir: logs.dir,
+      stderr: ctx.stderr,
+      strategy: flags.strategy,
+      estimates,
+      page: flags.listening && `${flags.listening}/runs/${encodeURIComponent(run)}/page`,
+      ...(resume && rb.notify.length ? { history: await store.stepEvents(run) } : {}),
+    });
   const ac = new AbortController();
   const unlisten = cancelOnSignals(ac); // Ctrl-C cancels the run
   const view = !flags.json && ctx.tty ? new TerminalView(ctx.stdout) : undefined;
@@ -115,6 +116,12 @@ export async function liveRun(
     logs.close();
     await alerts?.close();
   }
+}
+
+/** The sha256 of `text` (lower-case hex), by Web Crypto: no `node:crypto` to load for it. */
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Aborts `ac` on SIGINT or SIGTERM until the function returned is called. */

@@ -5,7 +5,8 @@
  */
 import type { Plan } from "../simulate/plan.ts";
 import type { Report, StepReport } from "../schedule/report.ts";
-import { type ServiceLevelReport, slLines } from "../service_level/mod.ts";
+import type { ServiceLevelReport } from "../service_level/report.ts";
+import { slLines } from "../service_level/text.ts";
 import { STRATEGIES } from "../runbook/schema.ts";
 import { formatBytes, formatDuration } from "../runbook/units.ts";
 

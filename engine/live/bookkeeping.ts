@@ -15,7 +15,6 @@ import { hostname } from "node:os";
 import { FETCH } from "../plan/graph.ts";
 import { buildReport, type Report, sec } from "../schedule/report.ts";
 import type { FetchProgress, StepChange, StepStateName } from "../store/types.ts";
-import { predictBefore, serialAfter } from "../simulate/expected.ts";
 import type { LiveState } from "./context.ts";
 import { ProcessBook } from "./procs.ts";
 import type { LiveServiceLevel } from "./service_level.ts";
@@ -180,6 +179,8 @@ export class Bookkeeping {
     const measured = measuredEstimates(runbook, graph, recorder, options.estimates);
     this.#lowerBound = measuredBound(runbook, graph, recorder, options.estimates, measured);
     const final = this.report(true);
+    // The simulator, loaded only now (start-up does not need it).
+    const { predictBefore, serialAfter } = await import("../simulate/expected.ts");
     final.prediction = {
       simulated: predictBefore(runbook, strategy, options.estimates),
       serial: serialAfter(runbook, final, { ...options.estimates, ...measured }),

@@ -26,7 +26,6 @@ import { watchRecorded } from "./services.ts";
 import { type LiveOptions, type LiveState, liveState } from "./context.ts";
 import { Executor, type Finished, Inbox } from "./executor.ts";
 import { Bookkeeping } from "./bookkeeping.ts";
-import { LiveServiceLevel } from "./service_level.ts";
 import { awaySteps, giveUp, LeaseKeeper } from "./lease.ts";
 
 export type { LiveOptions } from "./context.ts";
@@ -58,7 +57,7 @@ export async function runLive(
     const resumed = await book.begin();
     await lease.hold();
     await options.onStart?.();
-    book.sl = await LiveServiceLevel.start(s); // samples from its own timers, never the loop's
+    book.sl = await startServiceLevel(s); // samples from its own timers, never the loop's
     const inbox = new Inbox();
     const exec = new Executor(s, inbox, book.procs, resumed?.carried);
     loop = new Loop(s, book, exec, inbox, lease);
@@ -73,6 +72,12 @@ export async function runLive(
     lease.stop();
     await book.sl?.stop();
   }
+}
+
+/** The run's service level; its module loaded only for a runbook that measures one. */
+async function startServiceLevel(s: LiveState) {
+  if (!s.runbook.serviceLevel.length) return undefined;
+  return await (await import("./service_level.ts")).LiveServiceLevel.start(s);
 }
 
 /** The loop has ended: what the run leaves running, its report and final state. */

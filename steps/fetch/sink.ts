@@ -8,7 +8,8 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { newSha256, sha256Ready } from "./sha256.ts";
 import { ensureParent, lstatOrNull, removeQuietly } from "./atomic.ts";
 import type { Attempt } from "./attempt.ts";
 import { remoteTargetOf } from "./place.ts";
@@ -44,11 +45,12 @@ export interface Sink {
  * Opens `spec.tmp` of the attempt's fetch where its data lands: this machine, or the target of
  * `attempt.ctx` (see {@linkcode TmpFile.open}).
  */
-export function openSink(attempt: Attempt, resume: boolean): Promise<Sink> {
+export async function openSink(attempt: Attempt, resume: boolean): Promise<Sink> {
+  await sha256Ready();
   const target = remoteTargetOf(attempt.ctx);
-  return target === undefined
+  return await (target === undefined
     ? TmpFile.open(attempt, resume)
-    : TargetTmpFile.open(attempt, target, resume);
+    : TargetTmpFile.open(attempt, target, resume));
 }
 
 /** Bytes received but not yet written beyond which receiving waits for the disk. */
@@ -84,7 +86,7 @@ export class TmpFile implements Sink {
   private constructor(attempt: Attempt, file: Deno.FsFile) {
     this.#attempt = attempt;
     this.#file = file;
-    this.#hash = attempt.spec.sha256 === undefined ? undefined : createHash("sha256");
+    this.#hash = attempt.spec.sha256 === undefined ? undefined : newSha256();
     this.total = attempt.spec.size;
   }
 
@@ -225,7 +227,7 @@ export class TmpFile implements Sink {
     await this.drain();
     await this.#file.truncate(0);
     await this.#file.seek(0, Deno.SeekMode.Start);
-    if (this.#hash !== undefined) this.#hash = createHash("sha256");
+    if (this.#hash !== undefined) this.#hash = newSha256();
     this.#written = this.#accepted = 0;
     this.resumed = false;
     this.#attempt.ctx.progress(0, this.total);
@@ -266,8 +268,9 @@ export class TmpFile implements Sink {
 
 /** The sha256 of a local file (lower-case hex), read in large chunks; stops when `signal` aborts. */
 export async function hashFile(path: string, signal: AbortSignal): Promise<string> {
+  await sha256Ready();
   using file = await Deno.open(path, { read: true });
-  const hash = createHash("sha256");
+  const hash = newSha256();
   const buffer = new Uint8Array(READ_SIZE);
   for (;;) {
     signal.throwIfAborted();

@@ -19,7 +19,8 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { newSha256 } from "./sha256.ts";
 import type { FileWriter, Target } from "../kind.ts";
 import type { Attempt } from "./attempt.ts";
 import type { Sink } from "./sink.ts";
@@ -70,7 +71,7 @@ export class TargetTmpFile implements Sink {
     const cached = attempt.call.prefix;
     attempt.call.prefix = undefined;
     if (spec.sha256 !== undefined) {
-      if (offset === 0) sink.#hash = createHash("sha256");
+      if (offset === 0) sink.#hash = newSha256();
       else if (cached?.bytes === offset && cached.mtime === (old?.mtimeMs ?? -1)) {
         sink.#hash = cached.hash.copy(); // this call wrote them: no need to read them again
       }
@@ -118,7 +119,7 @@ export class TargetTmpFile implements Sink {
     await this.drain();
     await this.#writer.close();
     this.#writer = await this.#target.openWrite(this.#attempt.spec.tmp, { offset: 0 });
-    this.#hash = this.#attempt.spec.sha256 === undefined ? undefined : createHash("sha256");
+    this.#hash = this.#attempt.spec.sha256 === undefined ? undefined : newSha256();
     this.#written = this.#accepted = 0;
     this.resumed = false;
     this.#attempt.ctx.progress(0, this.total);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { newSha256, sha256Ready } from "../fetch/sha256.ts";
 import { groupAlive, killGroup, spawnGroupAsync } from "../process/process.ts";
 import { type FileStat, type FileWriter, registerTarget, type Target } from "../kind.ts";
 
@@ -122,7 +122,8 @@ export const localTarget: Target = {
 
   async sha256(path, signal) {
     using file = await Deno.open(path, { read: true });
-    const hash = createHash("sha256");
+    await sha256Ready();
+    const hash = newSha256();
     const buffer = new Uint8Array(HASH_CHUNK);
     for (;;) {
       signal?.throwIfAborted();

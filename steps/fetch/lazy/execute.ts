@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { newSha256, sha256Ready } from "../sha256.ts";
 import { basename, dirname, join } from "node:path";
 import type { FetchContext, FetchSpec, RunContext, Service } from "../../types.ts";
 import { type LazyHooks, standaloneHooks } from "./hooks.ts";
@@ -180,7 +180,8 @@ export function speedText(bytesPerS: number): string {
 
 /** The sha256 of the first `size` bytes of `file`, read in 1 MiB blocks. */
 async function sha256Of(file: string, size: number, signal: AbortSignal): Promise<string> {
-  const h = createHash("sha256");
+  await sha256Ready();
+  const h = newSha256();
   using f = await Deno.open(file, { read: true });
   const buf = new Uint8Array(1 << 20);
   for (let left = size; left > 0;) {
