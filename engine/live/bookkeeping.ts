@@ -116,7 +116,7 @@ export class Bookkeeping {
     const { store, run, live, options } = this.#s;
     live.elapsed = this.#s.now();
     if (this.#landed.length) await store.saveProgress(run, this.#landed.splice(0));
-    const records = this.procs.take();
+    const records = this.procs.take(performance.now()); // those of steps that ran a while
     const changes = this.#changes;
     this.#changes = [];
     if (changes.length || records.add.length || records.remove.length) {

@@ -20,7 +20,7 @@ import type { Decision } from "../schedule/scheduler.ts";
 import type { ProcessRecord } from "../store/types.ts";
 import { approvalDetail, DONE_BY_HAND, interruptedDetail } from "../schedule/waits.ts";
 import { missingFetches, stopProcesses } from "./state.ts";
-import { PROCESS_RECORD_MS } from "./procs.ts";
+import { RECORD_AFTER_MS } from "./procs.ts";
 import type { Service } from "../../steps/types.ts";
 import { watchRecorded } from "./services.ts";
 import { type LiveOptions, type LiveState, liveState } from "./context.ts";
@@ -160,7 +160,7 @@ class Loop {
       while (await this.#turn()) {
         // A cancel already taken must not keep the loop from sleeping: it would spin.
         if (this.#inbox.size === 0 && (!signal?.aborted || this.#cancelRequested)) {
-          await this.#inbox.sleep(this.#book.procs.unrecorded ? PROCESS_RECORD_MS : TICK_MS);
+          await this.#inbox.sleep(this.#book.procs.unrecorded ? RECORD_AFTER_MS : TICK_MS);
         }
       }
     } finally {
