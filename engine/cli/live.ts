@@ -124,14 +124,21 @@ async function sha256Hex(text: string): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Aborts `ac` on SIGINT or SIGTERM until the function returned is called. */
+/**
+ * Aborts `ac` on SIGINT or SIGTERM until the function returned is called. A hang-up (SIGHUP: the
+ * terminal or ssh session thaw runs in is gone) neither cancels the run nor ends the engine: the
+ * recovery goes on, and what it would print to that terminal is dropped (`main.ts`).
+ */
 function cancelOnSignals(ac: AbortController): () => void {
   const onSignal = () => ac.abort();
+  const onHangUp = () => {};
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGHUP", onHangUp);
   return () => {
     Deno.removeSignalListener("SIGINT", onSignal);
     Deno.removeSignalListener("SIGTERM", onSignal);
+    Deno.removeSignalListener("SIGHUP", onHangUp);
   };
 }
 
