@@ -4,12 +4,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { thawCommand } from "./paths.ts";
-import { exists, firstRun, inDir, waitFor } from "./live_helpers.ts";
+import { exists, firstRun, inDir, stopListed, waitFor } from "./live_helpers.ts";
 
 const RUNBOOK = `runbook: 1
 name: hangup
 steps:
-  - { id: slow, run: "touch started; while [ ! -e go ]; do sleep 0.05; done; echo line" }
+  - { id: slow, run: "echo $$ >> pids; touch started; while [ ! -e go ]; do sleep 0.05; done; echo line" }
   - { id: after, run: "echo after > after.txt", needs: [slow] }
 `;
 
@@ -37,6 +37,7 @@ Deno.test("thaw run goes on to the end, when its terminal hangs up (SIGHUP)", as
       try {
         child.kill("SIGKILL");
       } catch { /* ended */ }
+      await stopListed(join(dir, "pids")); // a step outlives an engine that failed the test
     }
   });
 });
