@@ -207,6 +207,20 @@ function closeFiles(cg: Cgroup): void {
   cg.dirFd = cg.eventsFd = undefined;
 }
 
+/**
+ * Where step cgroups go and a pooled cgroup for a new child; undefined without cgroups, or when
+ * the hierarchy changed under us (process groups only, then).
+ */
+function takeCgroup(): { p: Place; cg: Cgroup } | undefined {
+  const p = placeOf();
+  if (!p) return undefined;
+  try {
+    return { p, cg: take(p) };
+  } catch {
+    return undefined;
+  }
+}
+
 /** `cg`'s directory fd for starting a process in it, or undefined where that cannot be done. */
 function intoFd(cg: Cgroup): number | undefined {
   const spawner = nativeSpawner();
@@ -229,14 +243,9 @@ export function withinCgroup<
   spawn: (cgroupFd?: number, procs?: string) => T,
   placesItself = false,
 ): T {
-  const p = placeOf();
-  if (!p) return spawn();
-  let cg: Cgroup;
-  try {
-    cg = take(p);
-  } catch {
-    return spawn(); // the hierarchy changed under us: process groups only
-  }
+  const got = takeCgroup();
+  if (!got) return spawn();
+  const { p, cg } = got;
   const fd = intoFd(cg);
   if (fd === undefined && placesItself) {
     return held(
@@ -266,14 +275,8 @@ export function withinCgroup<
 export async function withinCgroupAsync<
   T extends { readonly status: Promise<unknown>; readonly pid?: number },
 >(spawn: (procs?: string) => Promise<T>): Promise<T> {
-  const p = placeOf();
-  if (!p) return spawn();
-  let cg: Cgroup;
-  try {
-    cg = take(p);
-  } catch {
-    return spawn(); // the hierarchy changed under us: process groups only
-  }
+  const cg = takeCgroup()?.cg;
+  if (!cg) return spawn();
   let child: T;
   try {
     child = await spawn(`${cg.path}/cgroup.procs`);
