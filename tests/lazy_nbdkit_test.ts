@@ -96,17 +96,42 @@ async function dd(uri: string, skip: number, count: number, out: string): Promis
   return await Deno.readFile(out);
 }
 
+/**
+ * A temporary directory holding the 4 MiB image NAME, served by the stand-in backup server on a
+ * free port of 127.0.0.1 (`server`: shut down and started again by the outage test); disposed by
+ * shutting the server down and removing the directory.
+ */
+async function backupFixture() {
+  const dir = await Deno.makeTempDir({ prefix: "thaw-nbdkit-" });
+  const port = freePort();
+  const f = {
+    dir,
+    port,
+    url: `http://127.0.0.1:${port}/${NAME}`,
+    server: serve(dir, port) as Deno.HttpServer | undefined,
+    async [Symbol.asyncDispose]() {
+      await f.server?.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+  try {
+    await make(dir, NAME, 4);
+  } catch (e) {
+    await f[Symbol.asyncDispose]();
+    throw e;
+  }
+  return f;
+}
+
 Deno.test({
   name: "startBacking() serves the backup read-only over NBD and counts the bytes it fetched",
   ignore,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "thaw-nbdkit-" });
-    const port = freePort();
-    const server = serve(dir, port);
-    const proxy = countingProxy(port);
+    await using f = await backupFixture();
+    const { dir } = f;
+    const proxy = countingProxy(f.port);
     let backing;
     try {
-      await make(dir, NAME, 4);
       backing = await startBacking({
         url: `http://127.0.0.1:${proxy.port}/${NAME}`,
         socket: `${dir}/b.sock`,
@@ -170,8 +195,6 @@ Deno.test({
     } finally {
       await backing?.stop();
       await proxy.close();
-      await server.shutdown();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
@@ -180,14 +203,12 @@ Deno.test({
   name: "startBacking() makes reads wait out a 4 s backup outage and return the right bytes",
   ignore: ignore || !findProgram("nbdfuse", PATH) || fuseProblem() !== undefined,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "thaw-nbdkit-" });
-    const port = freePort();
-    let server: Deno.HttpServer | undefined = serve(dir, port);
+    await using f = await backupFixture();
+    const { dir } = f;
     let backing, mounted;
     try {
-      await make(dir, NAME, 4);
       backing = await startBacking({
-        url: `http://127.0.0.1:${port}/${NAME}`,
+        url: f.url,
         socket: `${dir}/b.sock`,
         log: `${dir}/nbdkit.log`,
         exitWithParent: true,
@@ -200,8 +221,8 @@ Deno.test({
         assert.equal(await file.read(head), 65536);
         assert.deepEqual(head, expected(0, 65536));
 
-        await server.shutdown();
-        server = undefined;
+        await f.server?.shutdown();
+        f.server = undefined;
         const down = performance.now();
         // During the outage: a read on the open connection, and a new connection's read.
         let done = 0;
@@ -211,7 +232,7 @@ Deno.test({
         const onNew = dd(backing.uri, 40, 2, `${dir}/part`).then((b) => (done++, b));
         await new Promise((r) => setTimeout(r, 4000));
         assert.equal(done, 0, "no read may finish (or fail) while the backup is down");
-        server = serve(dir, port);
+        f.server = serve(dir, f.port);
         const up = performance.now();
         const [n, part] = await Promise.all([onOpen, onNew]);
         const waited = performance.now() - down, after = performance.now() - up;
@@ -230,8 +251,6 @@ Deno.test({
     } finally {
       await mounted?.stop();
       await backing?.stop();
-      await server?.shutdown();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
@@ -240,14 +259,12 @@ Deno.test({
   name: "setBandwidth() caps what nbdkit fetches from the backup, changed while it runs",
   ignore,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "thaw-nbdkit-" });
-    const port = freePort();
-    const server = serve(dir, port);
+    await using f = await backupFixture();
+    const { dir } = f;
     let backing;
     try {
-      await make(dir, NAME, 4);
       backing = await startBacking({
-        url: `http://127.0.0.1:${port}/${NAME}`,
+        url: f.url,
         socket: `${dir}/b.sock`,
         log: `${dir}/nbdkit.log`,
         exitWithParent: true,
@@ -265,8 +282,6 @@ Deno.test({
       await assert.rejects(backing.setBandwidth(-1), RangeError);
     } finally {
       await backing?.stop();
-      await server.shutdown();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });
@@ -275,19 +290,17 @@ Deno.test({
   name: "startBacking() keeps serving after the process that started it is killed with -9",
   ignore,
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "thaw-nbdkit-" });
-    const port = freePort();
-    const server = serve(dir, port);
+    await using f = await backupFixture();
+    const { dir } = f;
     let pgid = 0;
     try {
-      await make(dir, NAME, 4);
       // An engine stand-in: starts the backing as a real run does (not exitWithParent), says its
       // group, and waits to be killed.
       const code = `
         import { startBacking } from ${
         JSON.stringify(import.meta.resolve("../steps/fetch/lazy/nbdkit.ts"))
       };
-        const b = await startBacking({ url: ${JSON.stringify(`http://127.0.0.1:${port}/${NAME}`)},
+        const b = await startBacking({ url: ${JSON.stringify(f.url)},
           socket: ${JSON.stringify(`${dir}/b.sock`)}, log: ${
         JSON.stringify(`${dir}/nbdkit.log`)
       } });
@@ -313,8 +326,6 @@ Deno.test({
         const { killGroup } = await import("../steps/process/process.ts");
         await killGroup(pgid, 3000);
       }
-      await server.shutdown();
-      await Deno.remove(dir, { recursive: true });
     }
   },
 });

@@ -47,60 +47,57 @@ async function withDaemon(fn: (socket: string) => Promise<void>): Promise<void> 
   }
 }
 
-Deno.test("QmpClient.execute() matches concurrent replies to their commands, when pipelined", async () => {
+/** Runs `fn` with a QMP session on a fresh daemon, closed (and the daemon killed) after. */
+async function withQmp(fn: (qmp: QmpClient) => Promise<void>): Promise<void> {
   await withDaemon(async (socket) => {
     const qmp = await QmpClient.connect(socket);
     try {
-      const [version, jobs, nodes] = await Promise.all([
-        qmp.execute<{ qemu: { major: number } }>("query-version"),
-        qmp.execute<unknown[]>("query-block-jobs"),
-        qmp.execute<{ "node-name": string }[]>("query-named-block-nodes", { flat: true }),
-      ]);
-      assert(version.qemu.major >= 6);
-      assert.deepEqual(jobs, []);
-      assert(nodes.some((n) => n["node-name"] === "top"));
+      await fn(qmp);
     } finally {
       qmp.close();
     }
+  });
+}
+
+Deno.test("QmpClient.execute() matches concurrent replies to their commands, when pipelined", async () => {
+  await withQmp(async (qmp) => {
+    const [version, jobs, nodes] = await Promise.all([
+      qmp.execute<{ qemu: { major: number } }>("query-version"),
+      qmp.execute<unknown[]>("query-block-jobs"),
+      qmp.execute<{ "node-name": string }[]>("query-named-block-nodes", { flat: true }),
+    ]);
+    assert(version.qemu.major >= 6);
+    assert.deepEqual(jobs, []);
+    assert(nodes.some((n) => n["node-name"] === "top"));
   });
 });
 
 Deno.test("QmpClient.execute() throws QMP's desc, when a command fails", async () => {
-  await withDaemon(async (socket) => {
-    const qmp = await QmpClient.connect(socket);
-    try {
-      await assert.rejects(qmp.execute("no-such-command"), (e: unknown) => {
-        assert(e instanceof QmpError);
-        assert.equal(e.errorClass, "CommandNotFound");
-        assert.match(e.message, /no-such-command.*has not been found/);
-        return true;
-      });
-      await assert.rejects(
-        qmp.execute("block-job-set-speed", { device: "nope", speed: 1 }),
-        /refused block-job-set-speed: .*nope/,
-      );
-      // The session still works after an error.
-      assert.deepEqual(await qmp.execute("query-block-jobs"), []);
-    } finally {
-      qmp.close();
-    }
+  await withQmp(async (qmp) => {
+    await assert.rejects(qmp.execute("no-such-command"), (e: unknown) => {
+      assert(e instanceof QmpError);
+      assert.equal(e.errorClass, "CommandNotFound");
+      assert.match(e.message, /no-such-command.*has not been found/);
+      return true;
+    });
+    await assert.rejects(
+      qmp.execute("block-job-set-speed", { device: "nope", speed: 1 }),
+      /refused block-job-set-speed: .*nope/,
+    );
+    // The session still works after an error.
+    assert.deepEqual(await qmp.execute("query-block-jobs"), []);
   });
 });
 
 Deno.test("QmpClient.waitEvent() resolves with a job's event, and times out clearly", async () => {
-  await withDaemon(async (socket) => {
-    const qmp = await QmpClient.connect(socket);
-    try {
-      await qmp.execute("block-stream", { "job-id": "j", device: "top" });
-      const done = await qmp.waitEvent("BLOCK_JOB_COMPLETED", (e) => e.data?.device === "j", 5000);
-      assert.equal(done.data?.len, 1 << 20);
-      assert.equal(done.data?.error, undefined);
-      // Already received: found again at once.
-      assert.equal(await qmp.waitEvent("BLOCK_JOB_COMPLETED"), done);
-      await assert.rejects(qmp.waitEvent("NEVER", undefined, 50), /no NEVER event .* 50 ms/);
-    } finally {
-      qmp.close();
-    }
+  await withQmp(async (qmp) => {
+    await qmp.execute("block-stream", { "job-id": "j", device: "top" });
+    const done = await qmp.waitEvent("BLOCK_JOB_COMPLETED", (e) => e.data?.device === "j", 5000);
+    assert.equal(done.data?.len, 1 << 20);
+    assert.equal(done.data?.error, undefined);
+    // Already received: found again at once.
+    assert.equal(await qmp.waitEvent("BLOCK_JOB_COMPLETED"), done);
+    await assert.rejects(qmp.waitEvent("NEVER", undefined, 50), /no NEVER event .* 50 ms/);
   });
 });
 
