@@ -104,11 +104,19 @@ async function dd(uri: string, skip: number, count: number, out: string): Promis
 async function backupFixture() {
   const dir = await Deno.makeTempDir({ prefix: "thaw-nbdkit-" });
   const port = freePort();
+  const url = `http://127.0.0.1:${port}/${NAME}`;
   const f = {
     dir,
     port,
-    url: `http://127.0.0.1:${port}/${NAME}`,
+    url,
     server: serve(dir, port) as Deno.HttpServer | undefined,
+    /** `startBacking()`'s options for this backup (read from `url`), gone with the test. */
+    backing: (from = url) => ({
+      url: from,
+      socket: `${dir}/b.sock`,
+      log: `${dir}/nbdkit.log`,
+      exitWithParent: true,
+    }),
     async [Symbol.asyncDispose]() {
       await f.server?.shutdown();
       await Deno.remove(dir, { recursive: true });
@@ -132,12 +140,7 @@ Deno.test({
     const proxy = countingProxy(f.port);
     let backing;
     try {
-      backing = await startBacking({
-        url: `http://127.0.0.1:${proxy.port}/${NAME}`,
-        socket: `${dir}/b.sock`,
-        log: `${dir}/nbdkit.log`,
-        exitWithParent: true,
-      });
+      backing = await startBacking(f.backing(`http://127.0.0.1:${proxy.port}/${NAME}`));
       assert.equal(backing.uri, `nbd+unix:///?socket=${dir}/b.sock`);
       assert.equal(await backing.fetchedBytes(), 0);
       const info = await new Deno.Command("nbdinfo", {
@@ -173,12 +176,7 @@ Deno.test({
       // takes over one left by a dead process, and counts its own fetches only.
       await backing.stop();
       backing = undefined;
-      const again = {
-        url: `http://127.0.0.1:${proxy.port}/${NAME}`,
-        socket: `${dir}/b.sock`,
-        log: `${dir}/nbdkit.log`,
-        exitWithParent: true,
-      };
+      const again = f.backing(`http://127.0.0.1:${proxy.port}/${NAME}`);
       // Another nbdkit on the socket, then killed with -9: it leaves its socket behind.
       const squatter = new Deno.Command("nbdkit", {
         args: ["--exit-with-parent", "-U", again.socket, "-P", `${dir}/sq.pid`, "null"],
@@ -207,12 +205,7 @@ Deno.test({
     const { dir } = f;
     let backing, mounted;
     try {
-      backing = await startBacking({
-        url: f.url,
-        socket: `${dir}/b.sock`,
-        log: `${dir}/nbdkit.log`,
-        exitWithParent: true,
-      });
+      backing = await startBacking(f.backing());
       // A client connected before the outage (as qemu-storage-daemon is): a read-only FUSE file.
       mounted = await mountFile({ uri: backing.uri, file: `${dir}/vol`, log: `${dir}/fuse.log` });
       const file = await Deno.open(mounted.file);
@@ -263,12 +256,7 @@ Deno.test({
     const { dir } = f;
     let backing;
     try {
-      backing = await startBacking({
-        url: f.url,
-        socket: `${dir}/b.sock`,
-        log: `${dir}/nbdkit.log`,
-        exitWithParent: true,
-      });
+      backing = await startBacking(f.backing());
       await dd(backing.uri, 0, 1, `${dir}/first`);
       await backing.setBandwidth(MIB);
       await new Promise((r) => setTimeout(r, 1100)); // nbdkit reads the rate file each second

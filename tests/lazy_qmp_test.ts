@@ -33,17 +33,22 @@ async function daemon(dir: string): Promise<{ socket: string; child: Deno.ChildP
   return { socket, child };
 }
 
+/** Kills the daemon `child` (if it still runs) and removes its directory. */
+async function stopDaemon(child: Deno.ChildProcess, dir: string): Promise<void> {
+  try {
+    child.kill("SIGKILL");
+  } catch { /* gone */ }
+  await child.status;
+  await Deno.remove(dir, { recursive: true });
+}
+
 async function withDaemon(fn: (socket: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "thaw-qmp-" });
   const { socket, child } = await daemon(dir);
   try {
     await fn(socket);
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-    await Deno.remove(dir, { recursive: true });
+    await stopDaemon(child, dir);
   }
 }
 
@@ -115,10 +120,6 @@ Deno.test("QmpClient rejects pending calls when the daemon dies, and connect() n
       /absent\.sock .*is qemu-storage-daemon running/,
     );
   } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await child.status;
-    await Deno.remove(dir, { recursive: true });
+    await stopDaemon(child, dir);
   }
 });
