@@ -47,7 +47,7 @@ export const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex
 
 export function runbook(
   url: string,
-  opts: { bandwidth: string; sha?: string; service: string; user?: string },
+  opts: { bandwidth: string; sha?: string; service: string; user?: string; retries?: number },
 ) {
   return `runbook: 1
 name: lazy-live
@@ -59,7 +59,9 @@ steps:
       to: ./restore/disk.img
       size: ${SIZE / MiB}MiB
 ${opts.sha ? `      sha256: ${opts.sha}\n` : ""}      lazy: true
-${opts.service.includes("conv=notrunc") ? "      writable: true\n" : ""}  - id: service
+${opts.retries !== undefined ? `    retries: ${opts.retries}\n` : ""}${
+    opts.service.includes("conv=notrunc") ? "      writable: true\n" : ""
+  }  - id: service
     needs: [volume]
 ${opts.user ? `    user: ${opts.user}\n` : ""}    run: ${JSON.stringify(opts.service)}
     milestone: service

@@ -140,6 +140,28 @@ Deno.test("a read of a lazy volume waits out a backup outage and the stream goes
   });
 });
 
+Deno.test("thaw drill fails a lazy fetch at once, saying why, when its backup does not answer", async () => {
+  await withBackup(async (dir, _data, backup) => {
+    backup.state.down = true; // 503 to everything, the HEAD request that asks the size too
+    const rb = runbook(backup.url, { bandwidth: "8MiB/s", service: "true", retries: 0 });
+    await Deno.writeTextFile(join(dir, "rb.yaml"), rb);
+    const t0 = performance.now();
+    const r = await thaw(dir, ["drill", "rb.yaml", "--json"]);
+    const took = (performance.now() - t0) / 1000;
+    assert.notEqual(r.code, 0, "the drill failed");
+    const vol = (JSON.parse(r.stdout) as Report).steps.find((s) => s.id === "volume")!;
+    assert.equal(vol.state, "failed");
+    // Before, nbdkit before 1.36 retried the HEAD request for its whole outage window: 300 s.
+    assert.ok(took < 60, `failed after ${took.toFixed(1)} s`);
+    // The report says why: what nbdkit was told by the backup, and which backup.
+    assert.match(vol.detail ?? "", /HEAD request to fetch size of URL.*503/);
+    assert.ok(vol.detail?.includes(`the backup ${backup.url}`), `the report names the backup`);
+    assert.ok(backup.state.refused > 0);
+    console.log(`failed after ${took.toFixed(1)} s`);
+    assert.deepEqual(await daemonsIn(dir, backup.url), []);
+  });
+});
+
 Deno.test("executeLazy() fails the step with what to install and starts nothing, when nbdkit is missing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "thaw-lazy-tools-" });
   const path = Deno.env.get("PATH") ?? "";

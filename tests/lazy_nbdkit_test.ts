@@ -83,6 +83,14 @@ function expected(from: number, length: number): Uint8Array {
   return out;
 }
 
+/** How `p` ended: its value, or the error it threw. */
+function settled<T>(p: Promise<T>) {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+}
+
 /** `qemu-img dd` of `count` 64 KiB blocks from block `skip` of the export; the bytes. */
 async function dd(uri: string, skip: number, count: number, out: string): Promise<Uint8Array> {
   // qemu-img dd counts the skipped blocks in `count`.
@@ -217,27 +225,41 @@ Deno.test({
         await f.server?.shutdown();
         f.server = undefined;
         const down = performance.now();
-        // During the outage: a read on the open connection, and a new connection's read.
-        let done = 0;
+        // During the outage: a read on the open connection (as qemu-storage-daemon's), and a new
+        // connection's read.
+        let done = false;
         const far = new Uint8Array(65536);
         await file.seek(3 * MIB, Deno.SeekMode.Start);
-        const onOpen = file.read(far).then((n) => (done++, n));
-        const onNew = dd(backing.uri, 40, 2, `${dir}/part`).then((b) => (done++, b));
+        const onOpen = settled(file.read(far).finally(() => done = true));
+        const onNew = settled(dd(backing.uri, 40, 2, `${dir}/part`));
         await new Promise((r) => setTimeout(r, 4000));
-        assert.equal(done, 0, "no read may finish (or fail) while the backup is down");
+        assert.equal(done, false, "a read on an open connection waits while the backup is down");
+        // A new connection is refused at once, on every nbdkit (`retry-request-open=false`): the
+        // HEAD request that asks the size failed. Never a wrong byte, never a hang.
+        const early = await Promise.race([onNew, sleep(0).then(() => undefined)]);
+        assert(early !== undefined, "a connection made during the outage was refused at once");
+        assert(!early.ok, "no new connection can read while the backup is down");
+        assert.match(String(early.error), /Requested export not available/);
         f.server = serve(dir, f.port);
         const up = performance.now();
-        const [n, part] = await Promise.all([onOpen, onNew]);
+        const read = await onOpen;
         const waited = performance.now() - down, after = performance.now() - up;
-        assert.equal(n, 65536);
+        assert(read.ok, `the read on the open connection: ${!read.ok && read.error}`);
+        assert.equal(read.value, 65536);
         assert.deepEqual(far, expected(3 * MIB, 65536));
-        assert.deepEqual(part, expected(40 * 65536, 2 * 65536));
+        // Tried again once the backup is back, a new connection reads the right bytes.
+        assert.deepEqual(
+          await dd(backing.uri, 40, 2, `${dir}/part`),
+          expected(40 * 65536, 2 * 65536),
+        );
         console.log(
           `reads issued in a ${((up - down) / 1000).toFixed(1)} s outage completed after ` +
-            `${(waited / 1000).toFixed(2)} s, ${after.toFixed(0)} ms after the backup was back`,
+            `${(waited / 1000).toFixed(2)} s, ${after.toFixed(0)} ms after the backup was back; ` +
+            `a connection made during it was refused at once`,
         );
         const log = await Deno.readTextFile(`${dir}/nbdkit.log`);
-        assert.match(log, /Couldn't connect to server/);
+        assert.match(log, /problem doing HEAD request to fetch size of URL/);
+        assert.match(log, /(Couldn't|Could not) connect to server/);
       } finally {
         file.close();
       }

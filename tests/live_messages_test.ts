@@ -53,6 +53,33 @@ steps:
   - { id: after, needs: [cutover], run: "true", estimate: 1s }
 `;
 
+Deno.test("thaw run says in its JSON and JUnit reports why a step failed, when one does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "thaw-why-" });
+  try {
+    await Deno.writeTextFile(
+      join(dir, "rb.yaml"),
+      "runbook: 1\nname: why\nsteps:\n" +
+        '  - { id: a, run: "echo no disk at /dev/vdz >&2; exit 4", retries: 0 }\n' +
+        '  - { id: b, needs: [a], run: "true" }\n',
+    );
+    const r = await thaw(
+      ["run", "rb.yaml", "--json", "--store", "state.db", "--report", "r.xml"],
+      dir,
+    );
+    equal(r.code, 1, r.stderr);
+    const steps = (JSON.parse(r.stdout) as Report).steps;
+    equal(steps[0]?.state, "failed");
+    equal(steps[0]?.detail, "exit code 4: no disk at /dev/vdz");
+    equal(steps[1]?.detail, undefined, "a step that never ran has no reason of its own");
+    match(
+      await Deno.readTextFile(join(dir, "r.xml")),
+      /failed: exit code 4: no disk at \/dev\/vdz/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a live drill shows a drill-skipped step as skipped in its lines, report and events, when it stands in for its estimate", async () => {
   const dir = await Deno.makeTempDir({ prefix: "thaw-h8-" });
   try {

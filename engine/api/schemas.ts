@@ -41,7 +41,8 @@ export const StepReportSchema = z.object({
   on_demand_bytes: z.number().optional().describe("lazy fetches: bytes read on demand"),
   streamed_bytes: z.number().optional().describe("lazy fetches: bytes streamed"),
   detail: z.string().optional().describe(
-    "why the step waits for a person: its approval, or it was running when its engine died",
+    "why the step waits for a person (its approval, or it was running when its engine died), " +
+      "why it failed, or how it ended (done by hand, what a fetch replaced)",
   ),
 }).strict();
 

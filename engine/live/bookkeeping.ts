@@ -96,6 +96,7 @@ export class Bookkeeping {
     s.state = state;
     if (state === "running") s.since = at; // the live table's elapsed time and ETA
     if (detail !== undefined) s.detail = detail;
+    if (state === "failed" && detail) this.#notes.set(i, detail); // the report says why
     this.#changes.push({ step: s.id, state, at: sec(at), ...(detail ? { detail } : {}) });
   }
 

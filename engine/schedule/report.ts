@@ -40,8 +40,9 @@ export interface StepReport {
   /** Lazy fetches: bytes streamed in the background. */
   streamed_bytes?: number;
   /**
-   * Why the step waits for a person (its approval; it was running when its engine died), or a
-   * note on how it ended (done by hand; the fetch replaced what was at `to`).
+   * Why the step waits for a person (its approval; it was running when its engine died), why it
+   * failed (live runs), or a note on how it ended (done by hand; the fetch replaced what was at
+   * `to`).
    */
   detail?: string;
 }

@@ -75,6 +75,8 @@ export interface Backing {
   setBandwidth(bytesPerS: number): Promise<void>;
   /** Stops nbdkit (SIGTERM, SIGKILL after 5 s) and removes its socket. */
   stop(): Promise<void>;
+  /** nbdkit's last message since it started (why a connection was refused), if any. */
+  lastMessage(): Promise<string | undefined>;
 }
 
 /** The NBD URI of a unix socket. */
@@ -111,7 +113,11 @@ export async function clearStaleSocket(socket: string, who: string): Promise<voi
  * Starts nbdkit serving `url` read-only on a unix socket; resolves once it accepts connections.
  *
  * A backup outage: each read is retried every second for `outageS`, so a read issued while the
- * backup is down completes (with the right bytes) about a second after it is back.
+ * backup is down completes (with the right bytes) about a second after it is back. A connection
+ * opened while the backup does not answer is refused at once, saying why: the curl plugin asks the
+ * size with a HEAD request when a client connects, which no nbdkit from 1.36 on retries, and which
+ * an older one would retry for all of `outageS` (a lazy fetch started against a wrong URL or a
+ * backup that was down hung 300 s, then said only "Requested export not available").
  *
  * @example Serve a backup as NBD and count what was fetched
  * ```ts ignore
@@ -149,6 +155,7 @@ export async function startBacking(options: BackingOptions): Promise<Backing> {
     `url=${options.url}`,
     `retry-request-retries=${outage}`,
     "retry-request-delay=1",
+    "retry-request-open=false", // a client connecting to a backup that is down is refused at once
     `timeout=${Math.max(1, Math.ceil(options.requestTimeoutS ?? 15))}`,
     `rate-file=${rateFile}`,
     `logfile=${readLog}`,
@@ -175,6 +182,7 @@ export async function startBacking(options: BackingOptions): Promise<Backing> {
       await daemon.stop();
       for (const f of [socket, pidFile, rateFile]) await Deno.remove(f).catch(() => {});
     },
+    lastMessage: () => daemon.lastLine(),
   };
 }
 

@@ -182,6 +182,8 @@ export interface Daemon {
   readonly exited: Promise<number>;
   /** SIGTERM to its group, SIGKILL after `graceMs`; resolves once the group is gone. */
   stop(graceMs?: number): Promise<void>;
+  /** The last line it wrote to its log since it started, if any. */
+  lastLine(): Promise<string | undefined>;
 }
 
 /** How {@linkcode startDaemon} runs a program. */
@@ -251,6 +253,7 @@ export async function startDaemon(
       await exited;
       await group.closeOutput();
     },
+    lastLine: () => lastLogLine(options.log, from),
   };
   const deadline = performance.now() + (options.readyMs ?? 10_000);
   for (let pause = 5;; pause = Math.min(pause * 2, 50)) {

@@ -125,10 +125,14 @@ export class VolumeSet {
       await record(l.runDir, { keeper: set.keeper.pgid });
       return set;
     } catch (e) {
+      // The volume could not attach: what the backup answered nbdkit says why (a HEAD request
+      // refused: the backup is down or the URL wrong), which qemu-storage-daemon does not.
+      const why = volume === undefined ? await backing?.lastMessage() : undefined;
       await volume?.stop().catch(() => {});
       await backing?.stop().catch(() => {});
       await removeEmpty(l.to);
-      throw e;
+      if (why === undefined) throw e;
+      throw new Error(`${(e as Error).message}; the backup ${l.url}, per nbdkit: ${why}`);
     }
   }
 
