@@ -145,6 +145,7 @@ Deno.test("thaw drill fails a lazy fetch at once, saying why, when its backup do
     backup.state.down = true; // 503 to everything, the HEAD request that asks the size too
     const rb = runbook(backup.url, { bandwidth: "8MiB/s", service: "true", retries: 0 });
     await Deno.writeTextFile(join(dir, "rb.yaml"), rb);
+    const before = await runDirs();
     const t0 = performance.now();
     const r = await thaw(dir, ["drill", "rb.yaml", "--json"]);
     const took = (performance.now() - t0) / 1000;
@@ -159,6 +160,8 @@ Deno.test("thaw drill fails a lazy fetch at once, saying why, when its backup do
     assert.ok(backup.state.refused > 0);
     console.log(`failed after ${took.toFixed(1)} s`);
     assert.deepEqual(await daemonsIn(dir, backup.url), []);
+    const left = [...await runDirs()].filter((d) => !before.has(d));
+    assert.deepEqual(left, [], "the attempt's socket directory is removed");
   });
 });
 
@@ -192,6 +195,16 @@ Deno.test("executeLazy() fails the step with what to install and starts nothing,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** The lazy fetches' socket directories (`thaw-lazy-ID` under XDG_RUNTIME_DIR or /tmp). */
+async function runDirs(): Promise<Set<string>> {
+  const base = Deno.env.get("XDG_RUNTIME_DIR") || "/tmp";
+  const found = new Set<string>();
+  for await (const e of Deno.readDir(base)) {
+    if (e.name.startsWith("thaw-lazy-")) found.add(join(base, e.name));
+  }
+  return found;
+}
 
 async function which(name: string, path: string): Promise<string | undefined> {
   for (const d of path.split(":")) {

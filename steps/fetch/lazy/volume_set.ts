@@ -88,6 +88,7 @@ export class VolumeSet {
     await prepareTo(l.to);
     const home = await isHome(l.overlay);
     let backing: Backing | undefined, volume: LazyVolume | undefined;
+    let mount: MountedFile | undefined, set: VolumeSet | undefined;
     try {
       if (!home) {
         backing = await startBacking({
@@ -108,7 +109,6 @@ export class VolumeSet {
         log: `${l.logs}.qsd.log`,
       });
       await record(l.runDir, { "qemu-storage-daemon": volume.pgid });
-      let mount: MountedFile | undefined;
       if (!l.writable) await openToUsers(l.to, l.user);
       else {
         mount = await mountFile({
@@ -121,16 +121,20 @@ export class VolumeSet {
         });
         await record(l.runDir, { nbdfuse: mount.pid });
       }
-      const set = new VolumeSet(l, volume, backing, mount);
+      set = new VolumeSet(l, volume, backing, mount);
       await record(l.runDir, { keeper: set.keeper.pgid });
       return set;
     } catch (e) {
       // The volume could not attach: what the backup answered nbdkit says why (a HEAD request
       // refused: the backup is down or the URL wrong), which qemu-storage-daemon does not.
       const why = volume === undefined ? await backing?.lastMessage() : undefined;
+      await set?.stop(); // its keeper too
+      await mount?.stop().catch(() => {});
       await volume?.stop().catch(() => {});
       await backing?.stop().catch(() => {});
       await removeEmpty(l.to);
+      // Everything this attempt started is stopped: its sockets, read log and daemons.json go.
+      await Deno.remove(l.runDir, { recursive: true }).catch(() => {});
       if (why === undefined) throw e;
       throw new Error(`${(e as Error).message}; the backup ${l.url}, per nbdkit: ${why}`);
     }
