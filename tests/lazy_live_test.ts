@@ -165,6 +165,26 @@ Deno.test("thaw drill fails a lazy fetch at once, saying why, when its backup do
   });
 });
 
+Deno.test("thaw drill refuses a lazy fetch whose to holds data, and leaves it as it was", async () => {
+  await withBackup(async (dir, _data, backup) => {
+    const rb = runbook(backup.url, { bandwidth: "8MiB/s", service: "true", retries: 0 });
+    await Deno.writeTextFile(join(dir, "rb.yaml"), rb);
+    await Deno.mkdir(join(dir, "restore"));
+    await Deno.writeTextFile(join(dir, "restore/disk.img"), "the only copy\n");
+    const before = await runDirs();
+    const r = await thaw(dir, ["drill", "rb.yaml", "--json"]);
+    assert.notEqual(r.code, 0, "the drill failed");
+    const vol = (JSON.parse(r.stdout) as Report).steps.find((s) => s.id === "volume")!;
+    assert.equal(vol.state, "failed");
+    assert.match(vol.detail ?? "", /disk\.img already holds 14 bytes .*a lazy fetch would hide it/);
+    assert.equal(await Deno.readTextFile(join(dir, "restore/disk.img")), "the only copy\n");
+    assert.equal(backup.state.sent, 0, "nothing fetched");
+    assert.deepEqual(await daemonsIn(dir, backup.url), []);
+    const left = [...await runDirs()].filter((d) => !before.has(d));
+    assert.deepEqual(left, [], "no socket directory left");
+  });
+});
+
 Deno.test("executeLazy() fails the step with what to install and starts nothing, when nbdkit is missing", async () => {
   const dir = await Deno.makeTempDir({ prefix: "thaw-lazy-tools-" });
   const path = Deno.env.get("PATH") ?? "";

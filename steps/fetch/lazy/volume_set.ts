@@ -85,7 +85,10 @@ export class VolumeSet {
       throw new Error(`${l.runDir} belongs to another user (uid ${dir.uid}): remove it first`);
     }
     await stopRecorded(l.runDir);
-    await prepareTo(l.to);
+    await prepareTo(l.to).catch(async (e) => {
+      await Deno.remove(l.runDir, { recursive: true }).catch(() => {}); // nothing of ours runs
+      throw e;
+    });
     const home = await isHome(l.overlay);
     let backing: Backing | undefined, volume: LazyVolume | undefined;
     let mount: MountedFile | undefined, set: VolumeSet | undefined;
