@@ -131,13 +131,15 @@ export class VolumeSet {
       // The volume could not attach: what the backup answered nbdkit says why (a HEAD request
       // refused: the backup is down or the URL wrong), which qemu-storage-daemon does not.
       const why = volume === undefined ? await backing?.lastMessage() : undefined;
-      await set?.stop(); // its keeper too
-      await mount?.stop().catch(() => {});
-      await volume?.stop().catch(() => {});
-      await backing?.stop().catch(() => {});
-      await removeEmpty(l.to);
-      // Everything this attempt started is stopped: its sockets, read log and daemons.json go.
-      await Deno.remove(l.runDir, { recursive: true }).catch(() => {});
+      if (set) await set.stop(); // every daemon, its keeper, `to` and the run directory
+      else {
+        await mount?.stop().catch(() => {});
+        await volume?.stop().catch(() => {});
+        await backing?.stop().catch(() => {});
+        await removeEmpty(l.to);
+        // Everything this attempt started is stopped: its sockets, read log and daemons.json go.
+        await Deno.remove(l.runDir, { recursive: true }).catch(() => {});
+      }
       if (why === undefined) throw e;
       throw new Error(`${(e as Error).message}; the backup ${l.url}, per nbdkit: ${why}`);
     }
